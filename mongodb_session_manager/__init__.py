@@ -1,0 +1,54 @@
+"""MongoDB persistence for Strands Agents sessions.
+
+An asyncio-native core (:class:`AsyncMongoDBSessionRepository`) on one shared async MongoDB
+client, with a blocking facade for scripts and threads. Start with
+:class:`MongoDBSessionManagerFactory` (or :class:`AsyncMongoDBSessionManagerFactory`).
+"""
+
+from .connection_pool import MongoDBConnectionPool
+from .errors import (
+    AlreadyExistsError,
+    ClosedError,
+    DocumentTooLargeError,
+    DuplicateMessageError,
+    InvalidIdError,
+    InvalidInputError,
+    InvalidMetadataError,
+    MongoDBSessionError,
+    NotFoundError,
+    UnstorableValueError,
+    WrongLoopError,
+)
+from .mongodb_session_factory import (
+    AsyncMongoDBSessionManagerFactory,
+    MongoDBSessionManagerFactory,
+    close_global_factory,
+    get_global_factory,
+    initialize_global_factory,
+)
+from .repository import AsyncMongoDBSessionRepository
+from .session_manager import MongoDBSessionManager
+from .sync_repository import MongoDBSessionRepository
+
+__all__ = [
+    "AlreadyExistsError",
+    "AsyncMongoDBSessionManagerFactory",
+    "AsyncMongoDBSessionRepository",
+    "ClosedError",
+    "DocumentTooLargeError",
+    "DuplicateMessageError",
+    "InvalidIdError",
+    "InvalidInputError",
+    "InvalidMetadataError",
+    "MongoDBConnectionPool",
+    "MongoDBSessionError",
+    "MongoDBSessionManager",
+    "MongoDBSessionManagerFactory",
+    "MongoDBSessionRepository",
+    "NotFoundError",
+    "UnstorableValueError",
+    "WrongLoopError",
+    "close_global_factory",
+    "get_global_factory",
+    "initialize_global_factory",
+]

@@ -1,0 +1,76 @@
+"""Creating clients from connection strings: option defaults and credential masking."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from pymongo import AsyncMongoClient
+
+from ._driver import ClientPort, PyMongoAsyncClientPort, port_for
+from ._runtime import ClientRuntime
+
+DEFAULT_DATABASE = "database_name"
+DEFAULT_COLLECTION = "collection_name"
+
+# Applied only where neither the caller's keyword arguments nor the connection string set them.
+CLIENT_DEFAULTS: Mapping[str, Any] = {
+    "maxPoolSize": 100,
+    "minPoolSize": 10,
+    "maxIdleTimeMS": 300_000,
+    "retryWrites": True,
+    "retryReads": True,
+    "appname": "mongodb-session-manager",
+}
+
+_USERINFO = re.compile(r"^(?P<scheme>mongodb(?:\+srv)?://)(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@")
+
+
+def mask_uri(uri: str) -> str:
+    """The connection string with its password replaced by ``***`` (user names are kept)."""
+    match = _USERINFO.match(uri)
+    if not match or match.group("password") is None:
+        return uri
+    return f"{match.group('scheme')}{match.group('user')}:***@{uri[match.end() :]}"
+
+
+def uri_option_names(uri: str) -> set[str]:
+    """The option names a connection string sets, lower-cased (MongoDB options are case-insensitive)."""
+    query = uri.split("?", 1)[1] if "?" in uri else ""
+    return {name.lower() for name, _ in parse_qsl(query, keep_blank_values=True)}
+
+
+def client_options(uri: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller's options plus :data:`CLIENT_DEFAULTS` for every option nobody set."""
+    taken = uri_option_names(uri) | {name.lower() for name in kwargs}
+    options = {name: value for name, value in CLIENT_DEFAULTS.items() if name.lower() not in taken}
+    options.update(kwargs)
+    return options
+
+
+def validate_connection_string(connection_string: object) -> str:
+    if not isinstance(connection_string, str) or not connection_string.startswith(("mongodb://", "mongodb+srv://")):
+        raise ValueError("connection_string must be a 'mongodb://' or 'mongodb+srv://' URI")
+    return connection_string
+
+
+def owned_port_factory(connection_string: str, kwargs: Mapping[str, Any]) -> Callable[[], ClientPort]:
+    """A factory of new ``AsyncMongoClient`` ports (called again after a fork)."""
+    uri = validate_connection_string(connection_string)
+    options = client_options(uri, kwargs)
+
+    def create() -> ClientPort:
+        return PyMongoAsyncClientPort(AsyncMongoClient(uri, **options))
+
+    return create
+
+
+def runtime_for(connection_string: str | None, client: Any, kwargs: Mapping[str, Any], *, name: str) -> ClientRuntime:
+    """A runtime over the borrowed ``client`` if given, else over a new client it owns."""
+    if client is not None:
+        return ClientRuntime(port=port_for(client), name=name)
+    if connection_string is None:
+        raise ValueError("either connection_string or client is required")
+    return ClientRuntime(owned_port_factory(connection_string, kwargs), name=name)

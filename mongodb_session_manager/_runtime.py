@@ -1,0 +1,225 @@
+"""Where coroutines run: event-loop threads and the home loop of a client.
+
+An async MongoDB client is bound to one event loop (its *home loop*). :class:`ClientRuntime`
+runs the core's coroutines there, whoever calls:
+
+* ``await runtime.run(fn, ...)`` from the home loop awaits natively; from any other loop it hops
+  to the home loop and awaits the result without blocking the caller's loop.
+* ``runtime.call(fn, ...)`` from plain threads (or from inside *another* running loop) blocks the
+  calling thread only. From the home loop's own thread it raises :class:`WrongLoopError`, since
+  blocking there would deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from ._driver import ClientPort
+from .errors import ClosedError, WrongLoopError
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class LoopThread:
+    """A daemon thread running an asyncio event loop until :meth:`stop`."""
+
+    def __init__(self, name: str = "mongodb-session-manager") -> None:
+        self._name = name
+        self._pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            self.loop.close()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def is_alive(self) -> bool:
+        """False once stopped, and in a child process after ``fork()`` (threads do not survive it)."""
+        return self._pid == os.getpid() and self._thread.is_alive() and not self.loop.is_closed()
+
+    def submit(self, coroutine: Awaitable[T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(_as_coroutine(coroutine), self.loop)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop and join the thread; safe to call twice and from a forked child."""
+        if self._pid != os.getpid() or not self._thread.is_alive():
+            return
+        if threading.current_thread() is self._thread:
+            raise WrongLoopError("a LoopThread cannot stop itself; call close from another thread or await it")
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop running in the current thread, if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class ClientRuntime:
+    """A client port together with the loop its coroutines must run on.
+
+    ``owns_client``: the client was created here (from a connection string) and lives on a private
+    :class:`LoopThread`; :meth:`close` closes it on that loop and stops the thread. After
+    ``os.fork()`` such a runtime rebuilds its thread and client on first use.
+
+    A borrowed client keeps its own home loop (the loop it is bound to); a borrowed client that is not
+    bound yet and is first used from sync code is bound to a private :class:`LoopThread`.
+    """
+
+    def __init__(
+        self,
+        port_factory: Callable[[], ClientPort] | None = None,
+        *,
+        port: ClientPort | None = None,
+        name: str = "mongodb-session-manager",
+    ) -> None:
+        if (port_factory is None) == (port is None):
+            raise TypeError("pass exactly one of port_factory (owned client) or port (borrowed client)")
+        self._port_factory = port_factory
+        self._port = port
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop_thread: LoopThread | None = None
+        self._pid = os.getpid()
+        self._closed = False
+
+    @property
+    def owns_client(self) -> bool:
+        return self._port_factory is not None
+
+    @property
+    def kind(self) -> str:
+        """The driver behind the client ("pymongo-async", "motor" or "pymongo-sync")."""
+        return self._port.kind if self._port is not None else "pymongo-async"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def port(self) -> ClientPort:
+        """The client port, created (again, after a fork) on first use when the client is owned."""
+        self._check_open()
+        with self._lock:
+            self._after_fork_reset()
+            if self._port is None:
+                assert self._port_factory is not None
+                self._port = self._port_factory()
+            return self._port
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"{self._name} is closed")
+
+    def _after_fork_reset(self) -> None:
+        if self._pid == os.getpid():
+            return
+        # The parent's loop thread does not exist here and its client's sockets are shared with the
+        # parent: start over with a new loop and (if owned) a new client. The old ones are abandoned.
+        logger.debug("fork detected; rebuilding the event loop thread and client")
+        self._pid = os.getpid()
+        self._loop_thread = None
+        if self._port_factory is not None:
+            self._port = None
+
+    def _home(self, *, start_thread: bool) -> asyncio.AbstractEventLoop | None:
+        """The loop to run on; None lets the caller's loop run it (sync or not-yet-bound clients)."""
+        port = self.port
+        with self._lock:
+            if self._port_factory is None:
+                bound = port.home_loop()
+                if bound is not None and not bound.is_closed():
+                    return bound
+                if not start_thread:
+                    return None
+            if self._loop_thread is None or not self._loop_thread.is_alive():
+                self._loop_thread = LoopThread(self._name)
+            return self._loop_thread.loop
+
+    async def run(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Await ``function(*args, **kwargs)`` on the home loop, without blocking the caller's loop."""
+        current = asyncio.get_running_loop()
+        home = self._home(start_thread=self.owns_client)
+        if home is None or home is current:
+            return await function(*args, **kwargs)
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(_as_coroutine(function(*args, **kwargs)), home)
+        )
+
+    def call(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``function(*args, **kwargs)`` on the home loop and block this thread until it is done."""
+        home = self._home(start_thread=True)
+        assert home is not None
+        if running_loop() is home:
+            raise WrongLoopError(
+                f"{_name(function)}() would block the event loop that serves it; await the async API instead "
+                f"(`await manager.{_name(function).removesuffix('_async')}_async(...)`, or the Async* class)"
+            )
+        if not home.is_running():
+            raise ClosedError("the MongoDB client's event loop is not running any more")
+        future = asyncio.run_coroutine_threadsafe(_as_coroutine(function(*args, **kwargs)), home)
+        return future.result()
+
+    async def aclose(self) -> None:
+        """Close the owned client on its home loop and stop the private loop thread."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            self._after_fork_reset()
+            port, loop_thread = self._port, self._loop_thread
+            self._loop_thread = None
+        if port is not None and self._port_factory is not None:
+            if loop_thread is not None and loop_thread.is_alive():
+                await asyncio.wrap_future(loop_thread.submit(port.close()))
+            else:
+                await port.close()
+        if loop_thread is not None:
+            await asyncio.to_thread(loop_thread.stop)
+
+    def close(self) -> None:
+        """Blocking :meth:`aclose`; callable from any thread except the home loop's."""
+        if self._closed:
+            return
+        if self._loop_thread is not None and threading.current_thread() is self._loop_thread.thread:
+            raise WrongLoopError("close() was called on the client's own loop thread; await aclose() instead")
+        loop = running_loop()
+        if loop is None:
+            asyncio.run(self.aclose())
+            return
+        # Inside a running loop: do the work on a helper thread so this loop is not re-entered.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, self.aclose()).result()
+
+
+def _name(function: Callable[..., Any]) -> str:
+    return str(getattr(function, "__name__", "this call"))

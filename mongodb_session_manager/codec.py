@@ -1,0 +1,126 @@
+"""Mapping between Strands' session types and the stored MongoDB documents.
+
+Values are stored as native BSON (``bytes`` become BSON binary, not base64 text), so they stay
+queryable and a value read back compares equal to the value written.
+
+Schema (``<c>`` is the configured collection name):
+
+* ``<c>``: one document per session: ``_id`` (the session id), ``session_type``, ``created_at``,
+  ``updated_at`` (Strands' ISO strings), ``last_activity_at`` (BSON date), ``metadata``,
+  ``agents`` (one record per agent) and ``multi_agents`` (one record per orchestrator).
+* ``<c>.messages``: one document per message, unique on ``(session_id, agent_id, message_id)``.
+* ``<c>.feedback``: one document per feedback.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, cast
+
+from strands.types.content import Message
+from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
+
+Document = dict[str, Any]
+
+MESSAGES_SUFFIX = ".messages"
+FEEDBACK_SUFFIX = ".feedback"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso_now() -> str:
+    return utc_now().isoformat()
+
+
+def session_fields(session: Session) -> Document:
+    """The session document's own fields (without ``_id``, agents and metadata)."""
+    return {
+        "session_type": SessionType(session.session_type).value,
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+    }
+
+
+def session_document(session: Session) -> Document:
+    """A complete new session document."""
+    return {
+        "_id": session.session_id,
+        **session_fields(session),
+        "last_activity_at": utc_now(),
+        "metadata": {},
+        "agents": [],
+        "multi_agents": [],
+    }
+
+
+def session_from_document(document: Document) -> Session:
+    return Session(
+        session_id=document["_id"],
+        session_type=SessionType(document.get("session_type", SessionType.AGENT.value)),
+        created_at=document["created_at"],
+        updated_at=document["updated_at"],
+    )
+
+
+def agent_record(agent: SessionAgent) -> Document:
+    return {
+        "agent_id": agent.agent_id,
+        "state": agent.state,
+        "conversation_manager_state": agent.conversation_manager_state,
+        "internal_state": agent._internal_state,
+        "created_at": agent.created_at,
+        "updated_at": agent.updated_at,
+    }
+
+
+def agent_from_record(record: Document) -> SessionAgent:
+    return SessionAgent(
+        agent_id=record["agent_id"],
+        state=record.get("state") or {},
+        conversation_manager_state=record.get("conversation_manager_state") or {},
+        _internal_state=record.get("internal_state") or {},
+        created_at=record["created_at"],
+        updated_at=record["updated_at"],
+    )
+
+
+def find_record(records: list[Document] | None, key: str, value: str) -> Document | None:
+    """The record of ``records`` whose ``key`` equals ``value``."""
+    return next((record for record in records or () if record.get(key) == value), None)
+
+
+def message_document(session_id: str, agent_id: str, message: SessionMessage) -> Document:
+    return {
+        "session_id": session_id,
+        "agent_id": agent_id,
+        "message_id": message.message_id,
+        "message": message.message,
+        "redact_message": message.redact_message,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+    }
+
+
+def message_from_document(document: Document) -> SessionMessage:
+    return SessionMessage(
+        message=cast(Message, document["message"]),
+        message_id=document["message_id"],
+        redact_message=cast("Message | None", document.get("redact_message")),
+        created_at=document["created_at"],
+        updated_at=document["updated_at"],
+    )
+
+
+def multi_agent_record(multi_agent_id: str, state: Document) -> Document:
+    now = iso_now()
+    return {"multi_agent_id": multi_agent_id, "state": state, "created_at": now, "updated_at": now}
+
+
+def feedback_document(session_id: str, feedback: Document) -> Document:
+    return {"session_id": session_id, "created_at": utc_now(), "feedback": feedback}
+
+
+def feedback_from_document(document: Document) -> Document:
+    return {**document["feedback"], "created_at": document["created_at"]}

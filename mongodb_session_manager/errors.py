@@ -1,0 +1,57 @@
+"""Typed errors raised by the library.
+
+Every error derives from :class:`MongoDBSessionError`, itself a Strands
+:class:`~strands.types.exceptions.SessionException`, so code that already catches Strands'
+session errors keeps working. Input errors also derive from ``ValueError`` or ``TypeError``.
+"""
+
+from __future__ import annotations
+
+from strands.types.exceptions import SessionException
+
+
+class MongoDBSessionError(SessionException):
+    """Base class of every error raised by mongodb-session-manager."""
+
+
+class InvalidInputError(MongoDBSessionError, ValueError):
+    """An argument was rejected before anything was sent to MongoDB."""
+
+
+class InvalidIdError(InvalidInputError):
+    """A session, agent or message id is not acceptable (type, length, characters)."""
+
+
+class InvalidMetadataError(InvalidInputError):
+    """A metadata key or value cannot be stored safely."""
+
+
+class UnstorableValueError(MongoDBSessionError, TypeError):
+    """A value cannot be represented in BSON (unsupported type, integer overflow, ...)."""
+
+
+class DocumentTooLargeError(MongoDBSessionError):
+    """A document would exceed MongoDB's 16 MiB BSON limit."""
+
+
+class NotFoundError(MongoDBSessionError):
+    """An update targeted a session, agent, message or multi-agent that does not exist."""
+
+
+class AlreadyExistsError(MongoDBSessionError):
+    """A create targeted a session, agent or message that already exists; nothing was overwritten."""
+
+
+class DuplicateMessageError(AlreadyExistsError):
+    """A message with this id already exists for this session and agent."""
+
+
+class WrongLoopError(MongoDBSessionError, RuntimeError):
+    """A blocking call was made on the event-loop thread that has to serve it.
+
+    Blocking there would deadlock; the message names the awaitable method to use instead.
+    """
+
+
+class ClosedError(MongoDBSessionError, RuntimeError):
+    """The factory, manager, repository or pool was used after ``close()``."""

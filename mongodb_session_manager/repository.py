@@ -1,0 +1,475 @@
+"""The async core: every read and write of session data goes through this module."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from bson.errors import InvalidDocument
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError
+from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
+
+from . import codec
+from ._clients import DEFAULT_COLLECTION, DEFAULT_DATABASE, runtime_for
+from ._driver import CollectionPort
+from ._runtime import ClientRuntime
+from .errors import (
+    AlreadyExistsError,
+    DocumentTooLargeError,
+    DuplicateMessageError,
+    InvalidInputError,
+    NotFoundError,
+    UnstorableValueError,
+)
+from .indexes import ensure_indexes
+from .validation import (
+    _check_nested_keys,
+    flatten_metadata_update,
+    validate_field_names,
+    validate_id,
+    validate_message_id,
+    validate_metadata_keys,
+    validate_name,
+)
+
+if TYPE_CHECKING:
+    from strands.multiagent.base import MultiAgentBase
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+Document = dict[str, Any]
+
+_NO_ID = {"_id": 0}
+
+
+def on_home_loop(method: F) -> F:
+    """Run a repository coroutine on its client's home loop, whatever loop awaits it."""
+
+    @functools.wraps(method)
+    async def wrapper(self: AsyncMongoDBSessionRepository, *args: Any, **kwargs: Any) -> Any:
+        return await self.runtime.run(method, self, *args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+@contextlib.contextmanager
+def _storing(what: str, session_id: str) -> Iterator[None]:
+    """Turn the driver's client-side encoding errors (raised before anything is sent) into typed errors."""
+    try:
+        yield
+    except DocumentTooLarge as error:
+        raise DocumentTooLargeError(
+            f"{what} of session {session_id!r} exceeds the 16 MiB BSON limit: {error}"
+        ) from error
+    except (InvalidDocument, OverflowError, UnicodeEncodeError) as error:
+        # UnicodeEncodeError: a str holding a lone surrogate (e.g. from json.loads) has no UTF-8 form.
+        raise UnstorableValueError(f"{what} of session {session_id!r} cannot be stored in BSON: {error}") from error
+
+
+class AsyncMongoDBSessionRepository:
+    """Strands' ``SessionRepository`` contract as coroutines, on MongoDB.
+
+    Every method may be awaited from any event loop: it runs on the client's home loop and never
+    blocks the caller's loop. Ids are validated before any I/O; a rejected call writes nothing.
+
+    Args:
+        connection_string: MongoDB URI; the repository then creates and owns its client.
+        database_name: Database holding the collections.
+        collection_name: Sessions collection; messages and feedback live in
+            ``<collection_name>.messages`` and ``<collection_name>.feedback``.
+        client: A ``pymongo.AsyncMongoClient``, Motor ``AsyncIOMotorClient`` or ``pymongo.MongoClient``
+            to borrow; it is left open by :meth:`close`.
+        metadata_fields: Metadata keys to index.
+        application_name: Stored on sessions this repository creates; sessions of another
+            application are invisible to it.
+        ensure_indexes: Create the indexes on first use (once per client and namespace). Turn off when
+            the database user may not create indexes.
+        **kwargs: Client options, used only when a connection string is given.
+    """
+
+    def __init__(
+        self,
+        connection_string: str | None = None,
+        database_name: str = DEFAULT_DATABASE,
+        collection_name: str = DEFAULT_COLLECTION,
+        client: Any = None,
+        metadata_fields: Sequence[str] | None = None,
+        application_name: str | None = None,
+        *,
+        ensure_indexes: bool = True,
+        runtime: ClientRuntime | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.database_name = validate_name(database_name, "database_name")
+        self.collection_name = validate_name(collection_name, "collection_name")
+        self.metadata_fields = validate_field_names(metadata_fields)
+        self.application_name = None if application_name is None else validate_id(application_name, "application")
+        self._ensure_indexes = ensure_indexes
+        self._owns_runtime = runtime is None
+        self.runtime = runtime or runtime_for(connection_string, client, kwargs, name="mongodb-session-repository")
+        self._indexes_ready = not ensure_indexes
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _collection(self, suffix: str = "") -> CollectionPort:
+        return self.runtime.port.collection(self.database_name, self.collection_name + suffix)
+
+    @property
+    def _sessions(self) -> CollectionPort:
+        return self._collection()
+
+    @property
+    def _messages(self) -> CollectionPort:
+        return self._collection(codec.MESSAGES_SUFFIX)
+
+    @property
+    def _feedback(self) -> CollectionPort:
+        return self._collection(codec.FEEDBACK_SUFFIX)
+
+    def _session_filter(self, session_id: str) -> Document:
+        scope: Document = {"_id": session_id}
+        if self.application_name is not None:
+            scope["application_name"] = self.application_name
+        return scope
+
+    async def _ready(self) -> None:
+        if not self._indexes_ready:
+            await ensure_indexes(self.runtime.port, self.database_name, self.collection_name, self.metadata_fields)
+            self._indexes_ready = True
+
+    async def _session_exists(self, session_id: str) -> bool:
+        return await self._sessions.find_one(self._session_filter(session_id), {"_id": 1}) is not None
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    @on_home_loop
+    async def create_session(self, session: Session, **kwargs: Any) -> Session:
+        """Insert a new session; raises :class:`AlreadyExistsError` if the id is taken."""
+        session_id = validate_id(session.session_id, "session")
+        document = codec.session_document(session)
+        if self.application_name is not None:
+            document["application_name"] = self.application_name
+        await self._ready()
+        try:
+            with _storing("session", session_id):
+                await self._sessions.insert_one(document)
+        except DuplicateKeyError as error:
+            raise AlreadyExistsError(f"session {session_id!r} already exists") from error
+        return session
+
+    @on_home_loop
+    async def read_session(self, session_id: str, **kwargs: Any) -> Session | None:
+        """The session, or None if there is none."""
+        document = await self._sessions.find_one(
+            self._session_filter(validate_id(session_id, "session")), {"agents": 0, "multi_agents": 0, "metadata": 0}
+        )
+        return None if document is None else codec.session_from_document(document)
+
+    @on_home_loop
+    async def load_session(self, session_id: str, *, create: bool = True) -> tuple[Document | None, bool]:
+        """Read the whole session document (agents included) in one round trip, creating it if asked.
+
+        Returns the document (None only when ``create`` is false and there is none) and whether this
+        call created it.
+        """
+        validate_id(session_id, "session")
+        await self._ready()
+        if not create:
+            return await self._sessions.find_one(self._session_filter(session_id)), False
+        fresh = codec.session_document(Session(session_id=session_id, session_type=SessionType.AGENT))
+        del fresh["_id"]
+        if self.application_name is not None:
+            fresh["application_name"] = self.application_name
+        try:
+            document = await self._sessions.find_one_and_upsert(
+                self._session_filter(session_id), {"$setOnInsert": fresh}
+            )
+        except DuplicateKeyError as error:
+            # Only possible when the id exists under another application_name.
+            raise AlreadyExistsError(f"session {session_id!r} belongs to another application") from error
+        return document, document.get("created_at") == fresh["created_at"]
+
+    @on_home_loop
+    async def delete_session(self, session_id: str, **kwargs: Any) -> None:
+        """Delete the session, its messages and its feedback. Deleting a missing session is a no-op."""
+        validate_id(session_id, "session")
+        if self.application_name is not None and not await self._session_exists(session_id):
+            return
+        # Children first: an interrupted delete never leaves messages a re-created session would inherit.
+        await self._messages.delete_many({"session_id": session_id})
+        await self._feedback.delete_many({"session_id": session_id})
+        await self._sessions.delete_many(self._session_filter(session_id))
+
+    # -- agents -----------------------------------------------------------------------------------
+
+    @on_home_loop
+    async def create_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
+        """Add an agent record to an existing session; an existing agent is never overwritten."""
+        validate_id(session_id, "session")
+        agent_id = validate_id(session_agent.agent_id, "agent")
+        scope = {**self._session_filter(session_id), "agents.agent_id": {"$ne": agent_id}}
+        with _storing(f"agent {agent_id!r}", session_id):
+            result = await self._sessions.update_one(
+                scope, {"$push": {"agents": codec.agent_record(session_agent)}, "$set": _touch()}
+            )
+        if result.matched_count == 0:
+            if await self._session_exists(session_id):
+                raise AlreadyExistsError(f"agent {agent_id!r} already exists in session {session_id!r}")
+            raise NotFoundError(f"session {session_id!r} does not exist")
+
+    @on_home_loop
+    async def read_agent(self, session_id: str, agent_id: str, **kwargs: Any) -> SessionAgent | None:
+        """The agent, or None if the session or the agent does not exist."""
+        validate_id(session_id, "session")
+        validate_id(agent_id, "agent")
+        document = await self._sessions.find_one(
+            self._session_filter(session_id), {"agents": {"$elemMatch": {"agent_id": agent_id}}}
+        )
+        record = codec.find_record(document.get("agents") if document else None, "agent_id", agent_id)
+        return None if record is None else codec.agent_from_record(record)
+
+    @on_home_loop
+    async def update_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
+        """Replace the agent's state; keeps its ``created_at``. Raises :class:`NotFoundError` if missing."""
+        validate_id(session_id, "session")
+        agent_id = validate_id(session_agent.agent_id, "agent")
+        record = codec.agent_record(session_agent)
+        changes = {f"agents.$.{field}": record[field] for field in record if field not in ("agent_id", "created_at")}
+        changes["agents.$.updated_at"] = codec.iso_now()
+        with _storing(f"agent {agent_id!r}", session_id):
+            result = await self._sessions.update_one(
+                {**self._session_filter(session_id), "agents.agent_id": agent_id}, {"$set": {**changes, **_touch()}}
+            )
+        if result.matched_count == 0:
+            raise NotFoundError(f"agent {agent_id!r} in session {session_id!r} does not exist")
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    @on_home_loop
+    async def create_message(
+        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+    ) -> None:
+        """Insert a message; raises :class:`DuplicateMessageError` if its id is already stored."""
+        await self.create_messages(session_id, agent_id, [session_message])
+
+    @on_home_loop
+    async def create_messages(self, session_id: str, agent_id: str, session_messages: Sequence[SessionMessage]) -> None:
+        """Insert several messages in one round trip (ordered; stops at the first duplicate)."""
+        validate_id(session_id, "session")
+        validate_id(agent_id, "agent")
+        for message in session_messages:
+            validate_message_id(message.message_id)
+        if not session_messages:
+            return
+        documents = [codec.message_document(session_id, agent_id, message) for message in session_messages]
+        await self._ready()
+        try:
+            with _storing(f"message of agent {agent_id!r}", session_id):
+                if len(documents) == 1:
+                    await self._messages.insert_one(documents[0])
+                else:
+                    await self._messages.insert_many(documents)
+        except DuplicateKeyError as error:
+            raise DuplicateMessageError(
+                f"a message with this id already exists for agent {agent_id!r} in session {session_id!r}"
+            ) from error
+        finally:
+            for document in documents:
+                document.pop("_id", None)  # insert_one adds it to our dict; keep callers' data clean
+
+    @on_home_loop
+    async def read_message(
+        self, session_id: str, agent_id: str, message_id: int, **kwargs: Any
+    ) -> SessionMessage | None:
+        """The message, or None if it does not exist."""
+        document = await self._messages.find_one(
+            {
+                "session_id": validate_id(session_id, "session"),
+                "agent_id": validate_id(agent_id, "agent"),
+                "message_id": validate_message_id(message_id),
+            },
+            _NO_ID,
+        )
+        return None if document is None else codec.message_from_document(document)
+
+    @on_home_loop
+    async def update_message(
+        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+    ) -> None:
+        """Replace a message's content and redaction; keeps ``created_at``. Raises if it is missing."""
+        validate_id(session_id, "session")
+        validate_id(agent_id, "agent")
+        message_id = validate_message_id(session_message.message_id)
+        with _storing(f"message {message_id} of agent {agent_id!r}", session_id):
+            result = await self._messages.update_one(
+                {"session_id": session_id, "agent_id": agent_id, "message_id": message_id},
+                {
+                    "$set": {
+                        "message": session_message.message,
+                        "redact_message": session_message.redact_message,
+                        "updated_at": codec.iso_now(),
+                    }
+                },
+            )
+        if result.matched_count == 0:
+            raise NotFoundError(f"message {message_id} of agent {agent_id!r} in session {session_id!r} does not exist")
+
+    @on_home_loop
+    async def list_messages(
+        self, session_id: str, agent_id: str, limit: int | None = None, offset: int = 0, **kwargs: Any
+    ) -> list[SessionMessage]:
+        """Messages in id order, skipping ``offset`` and returning at most ``limit``; one round trip."""
+        validate_id(session_id, "session")
+        validate_id(agent_id, "agent")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise InvalidInputError(f"limit must be None or a non-negative int, got {limit!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidInputError(f"offset must be a non-negative int, got {offset!r}")
+        if limit == 0:
+            return []
+        documents = await self._messages.find(
+            {"session_id": session_id, "agent_id": agent_id},
+            sort=[("session_id", 1), ("agent_id", 1), ("message_id", 1)],
+            skip=offset,
+            limit=limit or 0,
+            projection=_NO_ID,
+        )
+        return [codec.message_from_document(document) for document in documents]
+
+    @on_home_loop
+    async def count_messages(self, session_id: str, agent_id: str) -> int:
+        """How many messages are stored for this agent."""
+        return await self._messages.count_documents(
+            {"session_id": validate_id(session_id, "session"), "agent_id": validate_id(agent_id, "agent")}
+        )
+
+    # -- multi-agent ------------------------------------------------------------------------------
+
+    @on_home_loop
+    async def create_multi_agent(self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any) -> None:
+        """Store a Graph's or Swarm's state; raises if one with that id exists."""
+        validate_id(session_id, "session")
+        multi_agent_id = validate_id(multi_agent.id, "multi-agent")
+        record = codec.multi_agent_record(multi_agent_id, multi_agent.serialize_state())
+        scope = {**self._session_filter(session_id), "multi_agents.multi_agent_id": {"$ne": multi_agent_id}}
+        with _storing(f"multi-agent {multi_agent_id!r}", session_id):
+            result = await self._sessions.update_one(scope, {"$push": {"multi_agents": record}, "$set": _touch()})
+        if result.matched_count == 0:
+            if await self._session_exists(session_id):
+                raise AlreadyExistsError(f"multi-agent {multi_agent_id!r} already exists in session {session_id!r}")
+            raise NotFoundError(f"session {session_id!r} does not exist")
+
+    @on_home_loop
+    async def read_multi_agent(self, session_id: str, multi_agent_id: str, **kwargs: Any) -> Document | None:
+        """The orchestrator's serialized state, or None."""
+        validate_id(session_id, "session")
+        validate_id(multi_agent_id, "multi-agent")
+        document = await self._sessions.find_one(
+            self._session_filter(session_id), {"multi_agents": {"$elemMatch": {"multi_agent_id": multi_agent_id}}}
+        )
+        record = codec.find_record(document.get("multi_agents") if document else None, "multi_agent_id", multi_agent_id)
+        return None if record is None else dict(record["state"])
+
+    @on_home_loop
+    async def update_multi_agent(self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any) -> None:
+        """Replace the orchestrator's state; raises :class:`NotFoundError` if it was never created."""
+        validate_id(session_id, "session")
+        multi_agent_id = validate_id(multi_agent.id, "multi-agent")
+        state = multi_agent.serialize_state()
+        with _storing(f"multi-agent {multi_agent_id!r}", session_id):
+            result = await self._sessions.update_one(
+                {**self._session_filter(session_id), "multi_agents.multi_agent_id": multi_agent_id},
+                {"$set": {"multi_agents.$.state": state, "multi_agents.$.updated_at": codec.iso_now(), **_touch()}},
+            )
+        if result.matched_count == 0:
+            raise NotFoundError(f"multi-agent {multi_agent_id!r} in session {session_id!r} does not exist")
+
+    # -- metadata and feedback --------------------------------------------------------------------
+
+    @on_home_loop
+    async def update_metadata(self, session_id: str, metadata: Mapping[str, Any]) -> None:
+        """Merge ``metadata`` into the session's metadata (nested dicts merge key by key)."""
+        validate_id(session_id, "session")
+        paths = flatten_metadata_update(metadata)
+        if not paths:
+            return
+        fresh = codec.session_document(Session(session_id=session_id, session_type=SessionType.AGENT))
+        for field in ("_id", "metadata", "last_activity_at"):
+            del fresh[field]
+        if self.application_name is not None:
+            fresh["application_name"] = self.application_name
+        await self._ready()
+        try:
+            with _storing("metadata", session_id):
+                await self._sessions.update_one(
+                    self._session_filter(session_id),
+                    {"$set": {**paths, **_touch()}, "$setOnInsert": fresh},
+                    upsert=True,
+                )
+        except DuplicateKeyError as error:
+            raise AlreadyExistsError(f"session {session_id!r} belongs to another application") from error
+
+    @on_home_loop
+    async def get_metadata(self, session_id: str) -> Document:
+        """The session's metadata (an empty dict when there is none)."""
+        document = await self._sessions.find_one(
+            self._session_filter(validate_id(session_id, "session")), {"metadata": 1}
+        )
+        return dict(document.get("metadata") or {}) if document else {}
+
+    @on_home_loop
+    async def delete_metadata(self, session_id: str, keys: Sequence[str]) -> None:
+        """Remove top-level metadata keys; missing keys are ignored."""
+        validate_id(session_id, "session")
+        fields = validate_metadata_keys(keys)
+        if fields:
+            await self._sessions.update_one(
+                self._session_filter(session_id),
+                {"$unset": {f"metadata.{field}": "" for field in fields}, "$set": _touch()},
+            )
+
+    @on_home_loop
+    async def add_feedback(self, session_id: str, feedback: Mapping[str, Any]) -> None:
+        """Store one feedback document, stamped with ``created_at``."""
+        validate_id(session_id, "session")
+        if not isinstance(feedback, Mapping):
+            raise InvalidInputError(f"feedback must be a dict, got {type(feedback).__name__}")
+        _check_nested_keys(feedback, 0)
+        await self._ready()
+        with _storing("feedback", session_id):
+            await self._feedback.insert_one(codec.feedback_document(session_id, dict(feedback)))
+
+    @on_home_loop
+    async def get_feedbacks(self, session_id: str) -> list[Document]:
+        """The session's feedback, oldest first."""
+        documents = await self._feedback.find(
+            {"session_id": validate_id(session_id, "session")}, sort=[("created_at", 1), ("_id", 1)]
+        )
+        return [codec.feedback_from_document(document) for document in documents]
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the client if this repository created it; borrowed clients stay open. Idempotent."""
+        if self._owns_runtime:
+            await self.runtime.aclose()
+
+    async def __aenter__(self) -> AsyncMongoDBSessionRepository:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(database_name={self.database_name!r}, "
+            f"collection_name={self.collection_name!r}, client={self.runtime.kind!r})"
+        )
+
+
+def _touch() -> Document:
+    return {"last_activity_at": codec.utc_now()}

@@ -1,0 +1,586 @@
+"""``MongoDBSessionManager``: a Strands session manager persisting agents in MongoDB.
+
+Strands calls a session manager at fixed points of an agent's life. The data path:
+
+* ``Agent(...)`` fires ``AgentInitializedEvent`` (sync by Strands' rules) -> :meth:`initialize`:
+  one read of the session document (agents included, created if missing) and one read of the
+  messages, or none when :meth:`load_async` already fetched them.
+* Every new message fires ``MessageAddedEvent`` -> an ``async`` callback: one insert into
+  ``<collection>.messages``, then an agent-state write only if the state changed.
+* ``AfterInvocationEvent`` -> ``async`` callback: agent-state write only if something changed.
+
+The async callbacks await the core on the client's home loop, so ``await agent.invoke_async(...)``
+never blocks its loop on MongoDB. Each public method has an awaitable ``*_async`` twin holding the
+logic; the blocking variant runs that twin on the home loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from strands.agent.state import AgentState
+from strands.hooks import (
+    AfterInvocationEvent,
+    AfterMultiAgentInvocationEvent,
+    AfterNodeCallEvent,
+    AgentInitializedEvent,
+    HookRegistry,
+    MessageAddedEvent,
+    MessageUpdatedEvent,
+    MultiAgentInitializedEvent,
+)
+from strands.session.repository_session_manager import RepositorySessionManager
+from strands.session.session_manager import SessionManager
+from strands.types.content import Message
+from strands.types.exceptions import SessionException
+from strands.types.session import SessionAgent, SessionMessage
+
+from . import codec
+from ._clients import DEFAULT_COLLECTION, DEFAULT_DATABASE
+from .errors import ClosedError
+from .hooks import Hook, call_with_hook
+from .repository import AsyncMongoDBSessionRepository
+from .validation import validate_id
+
+if TYPE_CHECKING:
+    from strands.agent.agent import Agent
+    from strands.multiagent.base import MultiAgentBase
+    from strands.types.agent import LocalAgent
+    from strands.types.tools import AgentTool
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Document = dict[str, Any]
+
+
+@dataclass
+class _AgentTracking:
+    """What the manager remembers about one initialized agent."""
+
+    agent: LocalAgent
+    latest: SessionMessage | None = None
+    # Messages still in agent.messages, to find a message again for redaction or streaming updates.
+    held: list[SessionMessage] = field(default_factory=list)
+    synced: Document | None = None
+
+    @property
+    def next_message_id(self) -> int:
+        return 0 if self.latest is None else self.latest.message_id + 1
+
+
+@dataclass
+class _Preloaded:
+    offset: int
+    messages: list[SessionMessage]
+
+
+class MongoDBSessionManager(SessionManager):
+    """Persist Strands agents, multi-agent orchestrators, metadata and feedback in MongoDB.
+
+    Create it from a connection string (it then owns its client and :meth:`close` closes it), from a
+    borrowed ``client`` (``pymongo.AsyncMongoClient``, ``pymongo.MongoClient`` or Motor's
+    ``AsyncIOMotorClient``; left open), or, the fast way, from
+    :meth:`MongoDBSessionManagerFactory.create_session_manager`, which shares one client.
+
+    Construction does no I/O. Pass the manager to ``strands.Agent(session_manager=...)``.
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        connection_string: str | None = None,
+        database_name: str = DEFAULT_DATABASE,
+        collection_name: str = DEFAULT_COLLECTION,
+        client: Any = None,
+        metadata_fields: Sequence[str] | None = None,
+        metadata_hook: Hook | None = None,
+        feedback_hook: Hook | None = None,
+        application_name: str | None = None,
+        *,
+        repository: AsyncMongoDBSessionRepository | None = None,
+        ensure_indexes: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.session_id = validate_id(session_id, "session")
+        if repository is None:
+            repository = AsyncMongoDBSessionRepository(
+                connection_string,
+                database_name,
+                collection_name,
+                client,
+                metadata_fields,
+                application_name,
+                ensure_indexes=ensure_indexes,
+                **kwargs,
+            )
+            self._owns_repository = True
+        else:
+            self._owns_repository = False
+        self.repository = repository
+        self.metadata_hook = metadata_hook
+        self.feedback_hook = feedback_hook
+        self._session_document: Document | None = None
+        self._preloaded: dict[str, _Preloaded] = {}
+        self._agents: dict[str, _AgentTracking] = {}
+        self._multi_agent_states: dict[str, Document] = {}
+        self._closed = False
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _call(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run an ``*_async`` method on the client's home loop, blocking this thread."""
+        self._check_open()
+        return self.repository.runtime.call(function, *args)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"session manager for {self.session_id!r} is closed")
+
+    async def _session(self) -> Document:
+        if self._session_document is None:
+            document, created = await self.repository.load_session(self.session_id)
+            assert document is not None
+            self._session_document = document
+            if created:
+                logger.debug("session_id=<%s> | created session", self.session_id)
+        return self._session_document
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    async def load_async(self, *, messages: bool = True) -> None:
+        """Fetch the session (creating it if missing) and, if asked, its agents' messages, so that
+        the blocking :meth:`initialize` Strands calls from ``Agent(...)`` needs no round trip."""
+        self._check_open()
+        document = await self._session()
+        if not messages:
+            return
+        for record in document.get("agents") or ():
+            agent_id = record["agent_id"]
+            # The conversation manager's own count of removed messages is the usual restore offset.
+            offset = (record.get("conversation_manager_state") or {}).get("removed_message_count", 0)
+            offset = offset if isinstance(offset, int) and offset >= 0 else 0
+            listed = await self.repository.list_messages(self.session_id, agent_id, offset=offset)
+            self._preloaded[agent_id] = _Preloaded(offset, listed)
+
+    # -- agents -----------------------------------------------------------------------------------
+
+    def initialize(self, agent: LocalAgent, **kwargs: Any) -> None:
+        """Restore ``agent`` from the session, or record it as a new agent of the session.
+
+        Initializing the same agent object again is a no-op (the factory spec's examples do it).
+        """
+        self._check_open()
+        if not self._initialize_without_io(agent):
+            self._call(self.initialize_async, agent)
+
+    async def initialize_async(self, agent: LocalAgent, **kwargs: Any) -> None:
+        """Awaitable :meth:`initialize`."""
+        self._check_open()
+        if self._initialize_without_io(agent):
+            return
+        document = await self._session()
+        record = codec.find_record(document.get("agents"), "agent_id", agent.agent_id)
+        if record is None:
+            await self._create_agent(agent)
+            return
+        offset = self._restore_agent_state(agent, record)
+        listed = await self.repository.list_messages(self.session_id, agent.agent_id, offset=offset)
+        self._restore_messages(agent, record, offset, listed)
+
+    def _initialize_without_io(self, agent: LocalAgent) -> bool:
+        """Handle a repeated initialize, or a restore from preloaded data; False if I/O is needed."""
+        tracking = self._agents.get(agent.agent_id)
+        if tracking is not None:
+            if tracking.agent is agent:
+                return True
+            raise SessionException(f"agent_id {agent.agent_id!r} is already used by another agent in this session")
+        validate_id(agent.agent_id, "agent")
+        if self._session_document is None:
+            return False
+        record = codec.find_record(self._session_document.get("agents"), "agent_id", agent.agent_id)
+        preloaded = self._preloaded.pop(agent.agent_id, None)
+        if record is None or preloaded is None:
+            return False
+        offset = self._restore_agent_state(agent, record)
+        if offset < preloaded.offset:
+            return False
+        self._restore_messages(agent, record, offset, preloaded.messages[offset - preloaded.offset :])
+        return True
+
+    async def _create_agent(self, agent: LocalAgent) -> None:
+        session_agent = SessionAgent.from_agent(agent)
+        await self.repository.create_agent(self.session_id, session_agent)
+        existing = [SessionMessage.from_message(message, index) for index, message in enumerate(agent.messages)]
+        await self.repository.create_messages(self.session_id, agent.agent_id, existing)
+        tracking = _AgentTracking(agent, latest=existing[-1] if existing else None, held=existing)
+        tracking.synced = _sync_marker(agent)
+        self._agents[agent.agent_id] = tracking
+        self._remember_agent_record(codec.agent_record(session_agent))
+
+    def _restore_agent_state(self, agent: LocalAgent, record: Document) -> int:
+        """Apply the stored state; returns the message offset the conversation manager asks for."""
+        from strands.agent.agent import Agent
+
+        session_agent = codec.agent_from_record(record)
+        agent.state = AgentState(session_agent.state)
+        session_agent.initialize_internal_state(agent)
+        self._prepend: list[Message] = []
+        if isinstance(agent, Agent):
+            self._prepend = (
+                agent.conversation_manager.restore_from_session(session_agent.conversation_manager_state) or []
+            )
+            return int(agent.conversation_manager.removed_message_count)
+        return 0
+
+    def _restore_messages(self, agent: LocalAgent, record: Document, offset: int, listed: list[SessionMessage]) -> None:
+        from strands.agent.agent import Agent
+
+        tracking = _AgentTracking(agent, latest=listed[-1] if listed else None, held=list(listed))
+        if not listed and offset:
+            # Every stored message was dropped by the conversation manager; numbering continues after them.
+            tracking.latest = SessionMessage({"role": "user", "content": []}, offset - 1)
+        if not (isinstance(agent, Agent) and agent.model.stateful):
+            restored = self._prepend + [message.to_message() for message in listed]
+            agent.messages = _repair_tool_pairs(restored)
+        tracking.synced = _sync_marker(agent)
+        self._agents[agent.agent_id] = tracking
+        logger.debug(
+            "session_id=<%s> | agent_id=<%s> | restored %d messages", self.session_id, agent.agent_id, len(listed)
+        )
+
+    def _remember_agent_record(self, record: Document) -> None:
+        if self._session_document is not None:
+            self._session_document.setdefault("agents", []).append(record)
+
+    def _tracking(self, agent: LocalAgent) -> _AgentTracking:
+        tracking = self._agents.get(agent.agent_id)
+        if tracking is None:
+            raise SessionException(f"agent {agent.agent_id!r} was not initialized with this session manager")
+        return tracking
+
+    def append_message(self, message: Message, agent: LocalAgent, **kwargs: Any) -> None:
+        """Store a message the agent just added (one insert)."""
+        self._call(self.append_message_async, message, agent)
+
+    async def append_message_async(self, message: Message, agent: LocalAgent, **kwargs: Any) -> None:
+        """Awaitable :meth:`append_message`."""
+        self._check_open()
+        tracking = self._tracking(agent)
+        session_message = SessionMessage.from_message(message, tracking.next_message_id)
+        await self.repository.create_message(self.session_id, agent.agent_id, session_message)
+        tracking.latest = session_message
+        tracking.held.append(session_message)
+
+    def redact_latest_message(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
+        """Store a redaction (e.g. from a guardrail) of the latest message; the original is kept."""
+        self._call(self.redact_latest_message_async, redact_message, agent)
+
+    async def redact_latest_message_async(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
+        """Awaitable :meth:`redact_latest_message`."""
+        self._check_open()
+        tracking = self._tracking(agent)
+        latest = tracking.latest
+        if latest is None or latest.message_id < 0 or not tracking.held:
+            raise SessionException("No message to redact.")
+        latest.redact_message = redact_message
+        await self.repository.update_message(self.session_id, agent.agent_id, latest)
+        # A retried prompt may have stored the same message object in an earlier record too.
+        for record in tracking.held:
+            if record is not latest and record.to_message() is redact_message:
+                record.redact_message = redact_message
+                await self.repository.update_message(self.session_id, agent.agent_id, record)
+
+    async def update_streamed_message_async(self, tracking_id: str, message: Message, agent: LocalAgent) -> None:
+        """Store the final content of a message Strands replaced after appending it."""
+        tracking = self._tracking(agent)
+        for record in reversed(tracking.held):
+            if record.message.get("tracking_id") == tracking_id:
+                record.message = message
+                await self.repository.update_message(self.session_id, agent.agent_id, record)
+                return
+
+    def sync_agent(self, agent: LocalAgent, **kwargs: Any) -> None:
+        """Write the agent's state if it changed since the last write (else no I/O)."""
+        self._check_open()
+        tracking = self._tracking(agent)
+        if tracking.synced is not None and _sync_marker(agent) == tracking.synced:
+            _prune_held(tracking)
+            return
+        self._call(self.sync_agent_async, agent)
+
+    async def sync_agent_async(self, agent: LocalAgent, **kwargs: Any) -> None:
+        """Awaitable :meth:`sync_agent`."""
+        self._check_open()
+        tracking = self._tracking(agent)
+        _prune_held(tracking)
+        marker = _sync_marker(agent)
+        if tracking.synced is not None and marker == tracking.synced:
+            return
+        await self.repository.update_agent(self.session_id, SessionAgent.from_agent(agent))
+        tracking.synced = copy.deepcopy(marker)
+
+    # -- multi-agent ------------------------------------------------------------------------------
+
+    def initialize_multi_agent(self, source: MultiAgentBase, **kwargs: Any) -> None:
+        """Restore a Graph or Swarm from the session, or record its initial state."""
+        self._call(self.initialize_multi_agent_async, source)
+
+    async def initialize_multi_agent_async(self, source: MultiAgentBase, **kwargs: Any) -> None:
+        """Awaitable :meth:`initialize_multi_agent`."""
+        self._check_open()
+        document = await self._session()
+        record = codec.find_record(document.get("multi_agents"), "multi_agent_id", source.id)
+        if record is None:
+            await self.repository.create_multi_agent(self.session_id, source)
+            self._multi_agent_states[source.id] = copy.deepcopy(source.serialize_state())
+        else:
+            logger.debug("session_id=<%s> | restoring multi-agent %s", self.session_id, source.id)
+            source.deserialize_state(record["state"])
+            self._multi_agent_states[source.id] = copy.deepcopy(record["state"])
+
+    def sync_multi_agent(self, source: MultiAgentBase, **kwargs: Any) -> None:
+        """Write the orchestrator's state if it changed."""
+        self._call(self.sync_multi_agent_async, source)
+
+    async def sync_multi_agent_async(self, source: MultiAgentBase, **kwargs: Any) -> None:
+        """Awaitable :meth:`sync_multi_agent`."""
+        self._check_open()
+        state = source.serialize_state()
+        if self._multi_agent_states.get(source.id) == state:
+            return
+        await self.repository.update_multi_agent(self.session_id, source)
+        self._multi_agent_states[source.id] = copy.deepcopy(state)
+
+    # -- hooks into the agent ---------------------------------------------------------------------
+
+    def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
+        """Subscribe to the agent's and orchestrator's lifecycle events.
+
+        Strands requires ``AgentInitializedEvent`` callbacks to be sync; every other callback is
+        ``async`` so that persisting a turn never blocks the agent's event loop.
+        """
+        registry.add_callback(AgentInitializedEvent, self._on_agent_initialized)
+        registry.add_callback(MessageAddedEvent, self._on_message_added)
+        registry.add_callback(MessageUpdatedEvent, self._on_message_updated)
+        registry.add_callback(AfterInvocationEvent, self._on_after_invocation)
+        registry.add_callback(MultiAgentInitializedEvent, self._on_multi_agent_initialized)
+        registry.add_callback(AfterNodeCallEvent, self._on_multi_agent_progress)
+        registry.add_callback(AfterMultiAgentInvocationEvent, self._on_multi_agent_progress)
+
+    def _on_agent_initialized(self, event: AgentInitializedEvent) -> None:
+        self.initialize(event.agent)
+
+    async def _on_message_added(self, event: MessageAddedEvent) -> None:
+        await self.append_message_async(event.message, event.agent)
+        await self.sync_agent_async(event.agent)
+
+    async def _on_message_updated(self, event: MessageUpdatedEvent) -> None:
+        await self.update_streamed_message_async(event.tracking_id, event.message, event.agent)
+
+    async def _on_after_invocation(self, event: AfterInvocationEvent) -> None:
+        await self.sync_agent_async(event.agent)
+
+    async def _on_multi_agent_initialized(self, event: MultiAgentInitializedEvent) -> None:
+        await self.initialize_multi_agent_async(event.source)
+
+    async def _on_multi_agent_progress(self, event: AfterNodeCallEvent | AfterMultiAgentInvocationEvent) -> None:
+        await self.sync_multi_agent_async(event.source)
+
+    # -- metadata ---------------------------------------------------------------------------------
+
+    def update_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Merge keys into the session's metadata; nested dicts keep their sibling keys."""
+        self._call(self.update_metadata_async, metadata)
+
+    async def update_metadata_async(self, metadata: Mapping[str, Any]) -> None:
+        """Awaitable :meth:`update_metadata`."""
+        self._check_open()
+        await call_with_hook(
+            self.metadata_hook,
+            "update",
+            self.session_id,
+            self._update_metadata,
+            self._blocking(self._update_metadata),
+            metadata,
+            metadata=metadata,
+        )
+
+    async def _update_metadata(self, metadata: Mapping[str, Any]) -> None:
+        await self.repository.update_metadata(self.session_id, metadata)
+
+    def get_metadata(self) -> Document:
+        """The session's metadata as a plain dict."""
+        return self._call(self.get_metadata_async)
+
+    async def get_metadata_async(self) -> Document:
+        """Awaitable :meth:`get_metadata`."""
+        self._check_open()
+        result: Document = await call_with_hook(
+            self.metadata_hook, "get", self.session_id, self._get_metadata, self._blocking(self._get_metadata)
+        )
+        return result
+
+    async def _get_metadata(self) -> Document:
+        return await self.repository.get_metadata(self.session_id)
+
+    def delete_metadata(self, keys: Sequence[str]) -> None:
+        """Remove metadata keys."""
+        self._call(self.delete_metadata_async, keys)
+
+    async def delete_metadata_async(self, keys: Sequence[str]) -> None:
+        """Awaitable :meth:`delete_metadata`."""
+        self._check_open()
+        await call_with_hook(
+            self.metadata_hook,
+            "delete",
+            self.session_id,
+            self._delete_metadata,
+            self._blocking(self._delete_metadata),
+            keys,
+            keys=keys,
+        )
+
+    async def _delete_metadata(self, keys: Sequence[str]) -> None:
+        await self.repository.delete_metadata(self.session_id, keys)
+
+    def get_metadata_tool(self) -> AgentTool:
+        """A Strands tool through which the agent reads, updates and deletes this session's metadata."""
+        from .metadata_tool import metadata_tool
+
+        return metadata_tool(self)
+
+    # -- feedback ---------------------------------------------------------------------------------
+
+    def add_feedback(self, feedback: Mapping[str, Any]) -> None:
+        """Store a feedback dict (stamped with ``created_at``)."""
+        self._call(self.add_feedback_async, feedback)
+
+    async def add_feedback_async(self, feedback: Mapping[str, Any]) -> None:
+        """Awaitable :meth:`add_feedback`."""
+        self._check_open()
+        await call_with_hook(
+            self.feedback_hook,
+            "add",
+            self.session_id,
+            self._add_feedback,
+            self._blocking(self._add_feedback),
+            feedback,
+            feedback=feedback,
+        )
+
+    async def _add_feedback(self, feedback: Mapping[str, Any]) -> None:
+        await self.repository.add_feedback(self.session_id, feedback)
+
+    def get_feedbacks(self) -> list[Document]:
+        """The session's feedback, oldest first."""
+        return self._call(self.get_feedbacks_async)
+
+    async def get_feedbacks_async(self) -> list[Document]:
+        """Awaitable :meth:`get_feedbacks`."""
+        self._check_open()
+        return await self.repository.get_feedbacks(self.session_id)
+
+    # -- inspection -------------------------------------------------------------------------------
+
+    def list_agents(self) -> list[str]:
+        """Ids of the agents stored in this session."""
+        return self._call(self.list_agents_async)
+
+    async def list_agents_async(self) -> list[str]:
+        """Awaitable :meth:`list_agents`."""
+        self._check_open()
+        document, _ = await self.repository.load_session(self.session_id, create=False)
+        return [record["agent_id"] for record in (document or {}).get("agents") or ()]
+
+    def get_message_count(self, agent_id: str) -> int:
+        """How many messages are stored for ``agent_id``."""
+        return self._call(self.get_message_count_async, agent_id)
+
+    async def get_message_count_async(self, agent_id: str) -> int:
+        """Awaitable :meth:`get_message_count`."""
+        self._check_open()
+        return await self.repository.count_messages(self.session_id, agent_id)
+
+    def get_agent_config(self, agent_id: str) -> Document | None:
+        """The stored record of ``agent_id`` (state, conversation-manager state, timestamps), or None."""
+        return self._call(self.get_agent_config_async, agent_id)
+
+    async def get_agent_config_async(self, agent_id: str) -> Document | None:
+        """Awaitable :meth:`get_agent_config`."""
+        self._check_open()
+        agent = await self.repository.read_agent(self.session_id, agent_id)
+        return None if agent is None else codec.agent_record(agent)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the manager; closes the client only if this manager created it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_repository:
+            self.repository.runtime.close()
+
+    async def close_async(self) -> None:
+        """Awaitable :meth:`close`."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_repository:
+            await self.repository.close()
+
+    def _blocking(self, function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+        """A blocking version of an ``async`` operation, handed to sync hooks as ``original_func``."""
+
+        def blocking(*args: Any) -> T:
+            return self.repository.runtime.call(function, *args)
+
+        return blocking
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(session_id={self.session_id!r}, repository={self.repository!r})"
+
+
+def _sync_marker(agent: LocalAgent) -> Document:
+    """What ``sync_agent`` compares to decide whether the stored agent is stale."""
+    from strands.agent.agent import Agent
+
+    if not isinstance(agent, Agent):
+        return {"state": copy.deepcopy(agent.state.get())}
+    return {
+        "state_version": agent.state._get_version(),
+        "interrupt_state_version": agent._interrupt_state._get_version(),
+        "conversation_manager_state": copy.deepcopy(agent.conversation_manager.get_state()),
+        "model_state": copy.deepcopy(agent._model_state),
+    }
+
+
+def _prune_held(tracking: _AgentTracking) -> None:
+    """Forget records whose message left ``agent.messages`` (keeps memory bounded)."""
+    messages = tracking.agent.messages
+    tracking_ids = {message.get("tracking_id") for message in messages} - {None}
+    identities = {id(message) for message in messages}
+    tracking.held = [
+        record
+        for record in tracking.held
+        if record.to_message().get("tracking_id") in tracking_ids or id(record.to_message()) in identities
+    ]
+
+
+def _repair_tool_pairs(messages: list[Message]) -> list[Message]:
+    """Strands' own repair of tool-use/tool-result pairs broken by truncation (same as its repository manager)."""
+    repaired: list[Message] = RepositorySessionManager._fix_broken_tool_use(
+        RepositorySessionManager.__new__(RepositorySessionManager), messages
+    )
+    return repaired
+
+
+__all__ = ["MongoDBSessionManager"]
+
+if TYPE_CHECKING:
+    _check: type[SessionManager[Agent]] = MongoDBSessionManager
