@@ -36,18 +36,48 @@ def mask_uri(uri: str) -> str:
     return f"{match.group('scheme')}{match.group('user')}:***@{uri[match.end() :]}"
 
 
+def uri_options(uri: str) -> dict[str, str]:
+    """The options a connection string sets, by lower-cased name (MongoDB options are case-insensitive)."""
+    query = uri.split("?", 1)[1] if "?" in uri else ""
+    return {name.lower(): value for name, value in parse_qsl(query, keep_blank_values=True)}
+
+
 def uri_option_names(uri: str) -> set[str]:
     """The option names a connection string sets, lower-cased (MongoDB options are case-insensitive)."""
-    query = uri.split("?", 1)[1] if "?" in uri else ""
-    return {name.lower() for name, _ in parse_qsl(query, keep_blank_values=True)}
+    return set(uri_options(uri))
 
 
 def client_options(uri: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The caller's options plus :data:`CLIENT_DEFAULTS` for every option nobody set."""
-    taken = uri_option_names(uri) | {name.lower() for name in kwargs}
+    """The caller's options plus :data:`CLIENT_DEFAULTS` for every option nobody set.
+
+    The default ``minPoolSize`` never exceeds a ``maxPoolSize`` the caller chose (PyMongo rejects
+    ``minPoolSize > maxPoolSize``): with ``maxPoolSize=5`` the default minimum becomes 5.
+    """
+    from_uri = uri_options(uri)
+    from_kwargs = {name.lower(): value for name, value in kwargs.items()}
+    taken = set(from_uri) | set(from_kwargs)
     options = {name: value for name, value in CLIENT_DEFAULTS.items() if name.lower() not in taken}
+    if "minPoolSize" in options:
+        max_pool_size = _as_int(from_kwargs.get("maxpoolsize", from_uri.get("maxpoolsize")))
+        if max_pool_size:  # None or 0 (no limit) leave the default alone
+            options["minPoolSize"] = min(options["minPoolSize"], max_pool_size)
     options.update(kwargs)
     return options
+
+
+def _as_int(value: object) -> int | None:
+    """An integer option value given as int or string; None when absent or not an integer (PyMongo will
+    report a malformed value itself)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
 
 
 def validate_connection_string(connection_string: object) -> str:

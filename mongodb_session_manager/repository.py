@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from bson.errors import InvalidDocument
-from pymongo.errors import DocumentTooLarge, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError
+from strands.types.content import Message
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
 from . import codec
@@ -277,6 +278,15 @@ class AsyncMongoDBSessionRepository:
             raise DuplicateMessageError(
                 f"a message with this id already exists for agent {agent_id!r} in session {session_id!r}"
             ) from error
+        except BulkWriteError as error:
+            # insert_many reports a duplicate as a BulkWriteError; the messages before it were stored.
+            write_errors = error.details.get("writeErrors") or []
+            if not write_errors or any(item.get("code") != 11000 for item in write_errors):
+                raise
+            raise DuplicateMessageError(
+                f"a message with this id already exists for agent {agent_id!r} in session {session_id!r} "
+                f"({error.details.get('nInserted', 0)} message(s) before it were stored)"
+            ) from error
         finally:
             for document in documents:
                 document.pop("_id", None)  # insert_one adds it to our dict; keep callers' data clean
@@ -314,6 +324,20 @@ class AsyncMongoDBSessionRepository:
                         "updated_at": codec.iso_now(),
                     }
                 },
+            )
+        if result.matched_count == 0:
+            raise NotFoundError(f"message {message_id} of agent {agent_id!r} in session {session_id!r} does not exist")
+
+    @on_home_loop
+    async def redact_message(self, session_id: str, agent_id: str, message_id: int, redact_message: Message) -> None:
+        """Set a message's ``redact_message`` only, keeping the originally stored content."""
+        validate_id(session_id, "session")
+        validate_id(agent_id, "agent")
+        validate_message_id(message_id)
+        with _storing(f"message {message_id} of agent {agent_id!r}", session_id):
+            result = await self._messages.update_one(
+                {"session_id": session_id, "agent_id": agent_id, "message_id": message_id},
+                {"$set": {"redact_message": redact_message, "updated_at": codec.iso_now()}},
             )
         if result.matched_count == 0:
             raise NotFoundError(f"message {message_id} of agent {agent_id!r} in session {session_id!r} does not exist")

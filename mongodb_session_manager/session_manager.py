@@ -16,9 +16,10 @@ logic; the blocking variant runs that twin on the home loop.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,7 +42,8 @@ from strands.types.session import SessionAgent, SessionMessage
 
 from . import codec
 from ._clients import DEFAULT_COLLECTION, DEFAULT_DATABASE
-from .errors import ClosedError
+from ._runtime import running_loop
+from .errors import ClosedError, WrongLoopError
 from .hooks import Hook, call_with_hook
 from .repository import AsyncMongoDBSessionRepository
 from .validation import validate_id
@@ -67,6 +69,9 @@ class _AgentTracking:
     # Messages still in agent.messages, to find a message again for redaction or streaming updates.
     held: list[SessionMessage] = field(default_factory=list)
     synced: Document | None = None
+    # Set when the agent was initialized from preloaded data without a stored record yet: the record
+    # (and any messages the agent started with) is written before the agent's first write.
+    pending_create: bool = False
 
     @property
     def next_message_id(self) -> int:
@@ -126,8 +131,10 @@ class MongoDBSessionManager(SessionManager):
         self.feedback_hook = feedback_hook
         self._session_document: Document | None = None
         self._preloaded: dict[str, _Preloaded] = {}
+        self._preloaded_session = False
         self._agents: dict[str, _AgentTracking] = {}
         self._multi_agent_states: dict[str, Document] = {}
+        self._deferred: list[asyncio.Task[None]] = []
         self._closed = False
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -136,6 +143,24 @@ class MongoDBSessionManager(SessionManager):
         """Run an ``*_async`` method on the client's home loop, blocking this thread."""
         self._check_open()
         return self.repository.runtime.call(function, *args)
+
+    def _on_home_loop(self) -> bool:
+        loop = running_loop()
+        return loop is not None and loop is self.repository.runtime.port.home_loop()
+
+    def _call_or_defer(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        """Blocking call, except on the client's own loop (Strands calls redaction and context-overflow
+        syncs synchronously mid-turn): there the write is scheduled, and the next awaited write of this
+        manager, or :meth:`close_async`, waits for it first, which keeps the writes in order."""
+        self._check_open()
+        if not self._on_home_loop():
+            self._call(function, *args)
+            return
+        self._deferred.append(asyncio.get_running_loop().create_task(function(*args)))
+
+    async def _flush_deferred(self) -> None:
+        while self._deferred:
+            await self._deferred.pop(0)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -157,6 +182,7 @@ class MongoDBSessionManager(SessionManager):
         the blocking :meth:`initialize` Strands calls from ``Agent(...)`` needs no round trip."""
         self._check_open()
         document = await self._session()
+        self._preloaded_session = True
         if not messages:
             return
         for record in document.get("agents") or ():
@@ -176,6 +202,12 @@ class MongoDBSessionManager(SessionManager):
         """
         self._check_open()
         if not self._initialize_without_io(agent):
+            if self._on_home_loop():
+                raise WrongLoopError(
+                    "Agent(...) initializes its session synchronously, and this manager's MongoDB client is "
+                    "bound to the running event loop: load the session first with "
+                    "`await factory.create_session_manager(..., preload=True)` or `await manager.load_async()`"
+                )
             self._call(self.initialize_async, agent)
 
     async def initialize_async(self, agent: LocalAgent, **kwargs: Any) -> None:
@@ -188,9 +220,9 @@ class MongoDBSessionManager(SessionManager):
         if record is None:
             await self._create_agent(agent)
             return
-        offset = self._restore_agent_state(agent, record)
+        offset, prepend = self._restore_agent_state(agent, record)
         listed = await self.repository.list_messages(self.session_id, agent.agent_id, offset=offset)
-        self._restore_messages(agent, record, offset, listed)
+        self._restore_messages(agent, prepend, offset, listed)
 
     def _initialize_without_io(self, agent: LocalAgent) -> bool:
         """Handle a repeated initialize, or a restore from preloaded data; False if I/O is needed."""
@@ -203,41 +235,58 @@ class MongoDBSessionManager(SessionManager):
         if self._session_document is None:
             return False
         record = codec.find_record(self._session_document.get("agents"), "agent_id", agent.agent_id)
+        if record is None:
+            if not self._preloaded_session:
+                return False
+            # Preloaded session without this agent: record it on its first write, not now (no I/O here).
+            self._agents[agent.agent_id] = _AgentTracking(agent, pending_create=True)
+            return True
         preloaded = self._preloaded.pop(agent.agent_id, None)
-        if record is None or preloaded is None:
+        if preloaded is None:
             return False
-        offset = self._restore_agent_state(agent, record)
+        offset, prepend = self._restore_agent_state(agent, record)
         if offset < preloaded.offset:
             return False
-        self._restore_messages(agent, record, offset, preloaded.messages[offset - preloaded.offset :])
+        self._restore_messages(agent, prepend, offset, preloaded.messages[offset - preloaded.offset :])
         return True
 
-    async def _create_agent(self, agent: LocalAgent) -> None:
+    async def _create_agent(self, agent: LocalAgent, messages: list[Message] | None = None) -> None:
         session_agent = SessionAgent.from_agent(agent)
         await self.repository.create_agent(self.session_id, session_agent)
-        existing = [SessionMessage.from_message(message, index) for index, message in enumerate(agent.messages)]
+        initial = agent.messages if messages is None else messages
+        existing = [SessionMessage.from_message(message, index) for index, message in enumerate(initial)]
         await self.repository.create_messages(self.session_id, agent.agent_id, existing)
         tracking = _AgentTracking(agent, latest=existing[-1] if existing else None, held=existing)
         tracking.synced = _sync_marker(agent)
         self._agents[agent.agent_id] = tracking
         self._remember_agent_record(codec.agent_record(session_agent))
 
-    def _restore_agent_state(self, agent: LocalAgent, record: Document) -> int:
-        """Apply the stored state; returns the message offset the conversation manager asks for."""
+    async def _tracking_for_write(self, agent: LocalAgent, *, exclude_latest: bool = False) -> _AgentTracking:
+        """The agent's tracking, after writing its deferred record if initialization deferred it."""
+        tracking = self._tracking(agent)
+        if tracking.pending_create:
+            # The message being appended right now is not part of the initial messages.
+            initial = agent.messages[:-1] if exclude_latest and agent.messages else agent.messages
+            await self._create_agent(agent, list(initial))
+            tracking = self._agents[agent.agent_id]
+        return tracking
+
+    def _restore_agent_state(self, agent: LocalAgent, record: Document) -> tuple[int, list[Message]]:
+        """Apply the stored state; returns the message offset the conversation manager asks for and
+        the messages it wants prepended."""
         from strands.agent.agent import Agent
 
         session_agent = codec.agent_from_record(record)
         agent.state = AgentState(session_agent.state)
         session_agent.initialize_internal_state(agent)
-        self._prepend: list[Message] = []
-        if isinstance(agent, Agent):
-            self._prepend = (
-                agent.conversation_manager.restore_from_session(session_agent.conversation_manager_state) or []
-            )
-            return int(agent.conversation_manager.removed_message_count)
-        return 0
+        if not isinstance(agent, Agent):
+            return 0, []
+        prepend = agent.conversation_manager.restore_from_session(session_agent.conversation_manager_state) or []
+        return int(agent.conversation_manager.removed_message_count), prepend
 
-    def _restore_messages(self, agent: LocalAgent, record: Document, offset: int, listed: list[SessionMessage]) -> None:
+    def _restore_messages(
+        self, agent: LocalAgent, prepend: list[Message], offset: int, listed: list[SessionMessage]
+    ) -> None:
         from strands.agent.agent import Agent
 
         tracking = _AgentTracking(agent, latest=listed[-1] if listed else None, held=list(listed))
@@ -245,7 +294,7 @@ class MongoDBSessionManager(SessionManager):
             # Every stored message was dropped by the conversation manager; numbering continues after them.
             tracking.latest = SessionMessage({"role": "user", "content": []}, offset - 1)
         if not (isinstance(agent, Agent) and agent.model.stateful):
-            restored = self._prepend + [message.to_message() for message in listed]
+            restored = prepend + [message.to_message() for message in listed]
             agent.messages = _repair_tool_pairs(restored)
         tracking.synced = _sync_marker(agent)
         self._agents[agent.agent_id] = tracking
@@ -270,30 +319,36 @@ class MongoDBSessionManager(SessionManager):
     async def append_message_async(self, message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Awaitable :meth:`append_message`."""
         self._check_open()
-        tracking = self._tracking(agent)
+        await self._flush_deferred()
+        tracking = await self._tracking_for_write(
+            agent, exclude_latest=bool(agent.messages) and agent.messages[-1] is message
+        )
         session_message = SessionMessage.from_message(message, tracking.next_message_id)
         await self.repository.create_message(self.session_id, agent.agent_id, session_message)
         tracking.latest = session_message
         tracking.held.append(session_message)
 
     def redact_latest_message(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
-        """Store a redaction (e.g. from a guardrail) of the latest message; the original is kept."""
-        self._call(self.redact_latest_message_async, redact_message, agent)
+        """Store a redaction (e.g. from a guardrail) of the latest message.
+
+        Only ``redact_message`` is written: the stored ``message`` keeps the content as first stored,
+        and a restored agent sees the redaction."""
+        self._call_or_defer(self.redact_latest_message_async, redact_message, agent)
 
     async def redact_latest_message_async(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Awaitable :meth:`redact_latest_message`."""
         self._check_open()
-        tracking = self._tracking(agent)
+        tracking = await self._tracking_for_write(agent)
         latest = tracking.latest
         if latest is None or latest.message_id < 0 or not tracking.held:
             raise SessionException("No message to redact.")
-        latest.redact_message = redact_message
-        await self.repository.update_message(self.session_id, agent.agent_id, latest)
         # A retried prompt may have stored the same message object in an earlier record too.
-        for record in tracking.held:
-            if record is not latest and record.to_message() is redact_message:
-                record.redact_message = redact_message
-                await self.repository.update_message(self.session_id, agent.agent_id, record)
+        records = [latest] + [
+            record for record in tracking.held if record is not latest and record.to_message() is redact_message
+        ]
+        for record in records:
+            record.redact_message = redact_message
+            await self.repository.redact_message(self.session_id, agent.agent_id, record.message_id, redact_message)
 
     async def update_streamed_message_async(self, tracking_id: str, message: Message, agent: LocalAgent) -> None:
         """Store the final content of a message Strands replaced after appending it."""
@@ -308,15 +363,16 @@ class MongoDBSessionManager(SessionManager):
         """Write the agent's state if it changed since the last write (else no I/O)."""
         self._check_open()
         tracking = self._tracking(agent)
-        if tracking.synced is not None and _sync_marker(agent) == tracking.synced:
+        if not tracking.pending_create and tracking.synced is not None and _sync_marker(agent) == tracking.synced:
             _prune_held(tracking)
             return
-        self._call(self.sync_agent_async, agent)
+        self._call_or_defer(self.sync_agent_async, agent)
 
     async def sync_agent_async(self, agent: LocalAgent, **kwargs: Any) -> None:
         """Awaitable :meth:`sync_agent`."""
         self._check_open()
-        tracking = self._tracking(agent)
+        await self._flush_deferred()
+        tracking = await self._tracking_for_write(agent)
         _prune_held(tracking)
         marker = _sync_marker(agent)
         if tracking.synced is not None and marker == tracking.synced:
@@ -333,15 +389,22 @@ class MongoDBSessionManager(SessionManager):
     async def initialize_multi_agent_async(self, source: MultiAgentBase, **kwargs: Any) -> None:
         """Awaitable :meth:`initialize_multi_agent`."""
         self._check_open()
-        document = await self._session()
-        record = codec.find_record(document.get("multi_agents"), "multi_agent_id", source.id)
-        if record is None:
+        state: Document | None
+        if source.id in self._multi_agent_states:
+            # This manager already created or restored an orchestrator with this id (e.g. a new Graph per
+            # request on a long-lived manager): the session document it read back then is stale.
+            state = await self.repository.read_multi_agent(self.session_id, source.id)
+        else:
+            document = await self._session()
+            record = codec.find_record(document.get("multi_agents"), "multi_agent_id", source.id)
+            state = None if record is None else record["state"]
+        if state is None:
             await self.repository.create_multi_agent(self.session_id, source)
             self._multi_agent_states[source.id] = copy.deepcopy(source.serialize_state())
         else:
             logger.debug("session_id=<%s> | restoring multi-agent %s", self.session_id, source.id)
-            source.deserialize_state(record["state"])
-            self._multi_agent_states[source.id] = copy.deepcopy(record["state"])
+            source.deserialize_state(copy.deepcopy(state))
+            self._multi_agent_states[source.id] = copy.deepcopy(state)
 
     def sync_multi_agent(self, source: MultiAgentBase, **kwargs: Any) -> None:
         """Write the orchestrator's state if it changed."""
@@ -527,18 +590,23 @@ class MongoDBSessionManager(SessionManager):
             self.repository.runtime.close()
 
     async def close_async(self) -> None:
-        """Awaitable :meth:`close`."""
+        """Awaitable :meth:`close`; first waits for writes scheduled by blocking calls on the home loop."""
         if self._closed:
             return
+        await self._flush_deferred()
         self._closed = True
         if self._owns_repository:
             await self.repository.close()
 
     def _blocking(self, function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
-        """A blocking version of an ``async`` operation, handed to sync hooks as ``original_func``."""
+        """A blocking version of an ``async`` operation, handed to sync hooks as ``original_func``.
 
-        def blocking(*args: Any) -> T:
-            return self.repository.runtime.call(function, *args)
+        Takes the same positional or keyword arguments (``metadata=``, ``keys=``, ``feedback=``) as the
+        awaitable ``original_func`` an ``async def`` hook gets.
+        """
+
+        def blocking(*args: Any, **kwargs: Any) -> T:
+            return self.repository.runtime.call(function, *args, **kwargs)
 
         return blocking
 
@@ -554,7 +622,8 @@ def _sync_marker(agent: LocalAgent) -> Document:
         return {"state": copy.deepcopy(agent.state.get())}
     return {
         "state_version": agent.state._get_version(),
-        "interrupt_state_version": agent._interrupt_state._get_version(),
+        # Content, not version: Strands bumps the version in every tool cycle even when nothing changed.
+        "interrupt_state": agent._interrupt_state.to_dict(),
         "conversation_manager_state": copy.deepcopy(agent.conversation_manager.get_state()),
         "model_state": copy.deepcopy(agent._model_state),
     }

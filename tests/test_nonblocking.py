@@ -1,0 +1,273 @@
+"""An agent turn under ``invoke_async`` never blocks its event loop on MongoDB I/O.
+
+The server is made slow with a ``failCommand`` fail point (``blockConnection``), scoped by
+``appName`` to this test's client; a watchdog coroutine on the agent's loop measures the longest
+gap between its 1 ms wake-ups while the turn persists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient, MongoClient
+from pymongo.errors import OperationFailure
+from strands import Agent, tool
+
+from mongodb_session_manager import AsyncMongoDBSessionManagerFactory, MongoDBSessionManagerFactory
+from mongodb_session_manager.scripted_model import ScriptedModel, redact, tool_call
+
+BLOCK_MS = 200
+MAX_STALL = 0.050
+COLLECTION = "sessions"
+
+
+@tool
+def lookup(order_id: str) -> str:
+    """Look up an order.
+
+    Args:
+        order_id: The order number.
+    """
+    return f"order {order_id}: shipped"
+
+
+@contextlib.contextmanager
+def slow_inserts(admin: MongoClient[dict[str, Any]], app_name: str, times: int) -> Iterator[None]:
+    """Every ``insert`` of the client named ``app_name`` waits BLOCK_MS on the server, ``times`` times."""
+    try:
+        admin.admin.command(
+            {
+                "configureFailPoint": "failCommand",
+                "mode": {"times": times},
+                "data": {
+                    "failCommands": ["insert"],
+                    "blockConnection": True,
+                    "blockTimeMS": BLOCK_MS,
+                    "appName": app_name,
+                },
+            }
+        )
+    except OperationFailure as error:  # a server started without test commands (MONGODB_URI)
+        pytest.skip(f"the server does not allow fail points: {error}")
+    try:
+        yield
+    finally:
+        admin.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+
+
+class Watchdog:
+    """Measures the longest time its loop did not get back to it."""
+
+    def __init__(self) -> None:
+        self.max_gap = 0.0
+        self.wakeups = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        last = time.perf_counter()
+        while not self._stop.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            self.max_gap = max(self.max_gap, now - last)
+            self.wakeups += 1
+            last = now
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.sleep(0.002)  # let it start
+        try:
+            yield
+        finally:
+            self._stop.set()
+            await self._task
+
+
+async def timed_turn(agent: Agent, prompt: str, watchdog: Watchdog) -> float:
+    async with watchdog.watching():
+        started = time.perf_counter()
+        await agent.invoke_async(prompt)
+        return time.perf_counter() - started
+
+
+@pytest.mark.anyio
+async def test_turn_does_not_block_the_loop_with_the_factory_client(
+    mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]]
+) -> None:
+    app_name = f"nonblocking-{uuid.uuid4().hex[:8]}"
+    async with AsyncMongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db_name, collection_name=COLLECTION, appname=app_name
+    ) as factory:
+        manager = await factory.create_session_manager("slow", preload=True)
+        agent = Agent(
+            model=ScriptedModel(["warm-up", tool_call("lookup", {"order_id": "7"}), "Order 7 has shipped."]),
+            tools=[lookup],
+            session_manager=manager,
+            callback_handler=None,
+        )
+        await agent.invoke_async("warm up")  # first-use costs (imports, connections) are not what we measure
+
+        watchdog = Watchdog()
+        with slow_inserts(mongodb_client, app_name, times=4):
+            elapsed = await timed_turn(agent, "Where is order 7?", watchdog)
+
+        assert elapsed >= 4 * BLOCK_MS / 1000 * 0.95, "the fail point did not slow the four inserts"
+        assert watchdog.max_gap < MAX_STALL, f"event loop stalled {watchdog.max_gap * 1000:.1f} ms"
+        assert watchdog.wakeups > 50
+        assert await manager.get_message_count_async("default") == 6
+
+        # Control: the watchdog does see a stall when the loop is blocked (the sync API called here).
+        control = Watchdog()
+        with slow_inserts(mongodb_client, app_name, times=1):
+            async with control.watching():
+                manager.add_feedback({"rating": 1})
+        assert control.max_gap >= BLOCK_MS / 1000 * 0.95
+
+
+@pytest.mark.anyio
+async def test_turn_does_not_block_the_loop_with_a_borrowed_async_client(
+    mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]]
+) -> None:
+    app_name = f"nonblocking-{uuid.uuid4().hex[:8]}"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri, appname=app_name)
+    try:
+        factory = AsyncMongoDBSessionManagerFactory(client=client, database_name=db_name, collection_name=COLLECTION)
+        # The client lives on this loop: preload so that Agent(...) needs no blocking I/O here.
+        manager = await factory.create_session_manager("slow-borrowed", preload=True)
+        agent = Agent(
+            model=ScriptedModel(["warm-up", "Second answer."]), session_manager=manager, callback_handler=None
+        )
+        await agent.invoke_async("warm up")
+
+        watchdog = Watchdog()
+        with slow_inserts(mongodb_client, app_name, times=2):
+            elapsed = await timed_turn(agent, "Second question", watchdog)
+
+        assert elapsed >= 2 * BLOCK_MS / 1000 * 0.95, "the fail point did not slow the two inserts"
+        assert watchdog.max_gap < MAX_STALL, f"event loop stalled {watchdog.max_gap * 1000:.1f} ms"
+        assert await manager.get_message_count_async("default") == 4
+        await factory.close()
+    finally:
+        await client.close()
+
+
+# -- the sync and async paths store the same documents ----------------------------------------------
+
+VOLATILE = ("created_at", "updated_at", "_id", "session_id")
+
+
+def _stable_message(message: dict[str, Any] | None) -> dict[str, Any] | None:
+    if message is None:
+        return None
+    message = copy.deepcopy(message)
+    message.pop("tracking_id", None)
+    (message.get("metadata") or {}).pop("metrics", None)  # latencyMs, timeToFirstByteMs
+    return message
+
+
+def stable_documents(database: Any, session_id: str) -> dict[str, Any]:
+    messages = []
+    for document in (
+        database[f"{COLLECTION}.messages"].find({"session_id": session_id}).sort([("agent_id", 1), ("message_id", 1)])
+    ):
+        stable = {key: value for key, value in document.items() if key not in VOLATILE}
+        stable["message"] = _stable_message(document["message"])
+        stable["redact_message"] = _stable_message(document["redact_message"])
+        messages.append(stable)
+    session = database[COLLECTION].find_one({"_id": session_id})
+    agents = [{key: value for key, value in record.items() if key not in VOLATILE} for record in session["agents"]]
+    return {"messages": messages, "agents": agents, "metadata": session["metadata"]}
+
+
+def script() -> ScriptedModel:
+    return ScriptedModel(
+        [
+            tool_call("lookup", {"order_id": "9"}),
+            "Order 9 has shipped.",
+            redact("[removed]", "I cannot store card numbers."),
+            "Anything else?",
+        ]
+    )
+
+
+PROMPTS = ["Where is order 9?", "My card is 4111 1111 1111 1111", "Thanks"]
+
+
+def test_sync_and_async_invocations_store_the_same_documents(
+    mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]]
+) -> None:
+    factory = MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION)
+    try:
+        sync_agent = Agent(
+            model=script(), tools=[lookup], session_manager=factory.create_session_manager("s"), callback_handler=None
+        )
+        async_agent = Agent(
+            model=script(), tools=[lookup], session_manager=factory.create_session_manager("a"), callback_handler=None
+        )
+        for turn, prompt in enumerate(PROMPTS):
+            sync_agent.state.set("turn", turn)
+            sync_agent(prompt)
+            async_agent.state.set("turn", turn)
+            asyncio.run(async_agent.invoke_async(prompt))
+
+        database = mongodb_client[db_name]
+        sync_stored = stable_documents(database, "s")
+        async_stored = stable_documents(database, "a")
+        assert len(sync_stored["messages"]) == 8
+        assert [document["message_id"] for document in sync_stored["messages"]] == list(range(8))
+        assert sync_stored == async_stored
+        assert sync_stored["agents"][0]["state"] == {"turn": 2}
+
+        # Continuing one session alternately through both APIs keeps the ids contiguous.
+        mixed = Agent(
+            model=ScriptedModel(["x", "y"]),
+            tools=[lookup],
+            session_manager=factory.create_session_manager("s"),
+            callback_handler=None,
+        )
+        mixed("sync turn")
+        asyncio.run(mixed.invoke_async("async turn"))
+        ids = [document["message_id"] for document in stable_documents(database, "s")["messages"]]
+        assert ids == list(range(12))
+    finally:
+        factory.close()
+
+
+@pytest.mark.anyio
+async def test_redaction_on_the_clients_own_loop_is_stored(
+    mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]]
+) -> None:
+    """Strands calls ``redact_latest_message`` synchronously mid-turn; with a client bound to the agent's
+    loop the write cannot block there, and must still be stored, in order, by the end of the turn."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri)
+    try:
+        factory = AsyncMongoDBSessionManagerFactory(client=client, database_name=db_name, collection_name=COLLECTION)
+        manager = await factory.create_session_manager("redact-on-loop", preload=True)
+        agent = Agent(
+            model=ScriptedModel(["hello", redact("[removed]", "I cannot store that.")]),
+            session_manager=manager,
+            callback_handler=None,
+        )
+        await agent.invoke_async("hi")
+        await agent.invoke_async("my card is 4111 1111 1111 1111")
+
+        stored = list(
+            mongodb_client[db_name][f"{COLLECTION}.messages"].find({"session_id": "redact-on-loop"}).sort("message_id")
+        )
+        assert [document["message_id"] for document in stored] == [0, 1, 2, 3]
+        assert stored[2]["redact_message"]["content"] == [{"text": "[removed]"}]
+        restored_manager = await factory.create_session_manager("redact-on-loop", preload=True)
+        restored = Agent(model=ScriptedModel([]), session_manager=restored_manager, callback_handler=None)
+        assert restored.messages == agent.messages
+        assert "4111" not in str(restored.messages)
+        await factory.close()
+    finally:
+        await client.close()

@@ -1,0 +1,244 @@
+"""Round-trip budgets (DESIGN.md section 7), counted with a PyMongo ``CommandListener``.
+
+Counts are exact and stable, unlike timings. Only data commands are counted; server monitoring
+(``hello`` heartbeats) never goes through a ``CommandListener``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from pymongo import monitoring
+from strands import Agent, tool
+from strands.types.content import Message
+from strands.types.session import SessionMessage
+
+from mongodb_session_manager import AsyncMongoDBSessionManagerFactory, MongoDBSessionManagerFactory
+from mongodb_session_manager.scripted_model import ScriptedModel, tool_call
+
+COUNTED = {
+    "find",
+    "insert",
+    "update",
+    "findAndModify",
+    "getMore",
+    "createIndexes",
+    "delete",
+    "aggregate",
+    "count",
+    "listIndexes",
+    "killCursors",
+}
+
+
+class CommandLog(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in COUNTED:
+            with self._lock:
+                self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def take(self) -> list[str]:
+        with self._lock:
+            names, self.names = self.names, []
+        return names
+
+
+@tool
+def lookup(order_id: str) -> str:
+    """Look up an order.
+
+    Args:
+        order_id: The order number.
+    """
+    return f"order {order_id}: shipped"
+
+
+@pytest.fixture
+def commands() -> CommandLog:
+    return CommandLog()
+
+
+@pytest.fixture
+def factory(mongodb_uri: str, db_name: str, commands: CommandLog) -> Iterator[MongoDBSessionManagerFactory]:
+    factory = MongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db_name, collection_name="sessions", event_listeners=[commands]
+    )
+    yield factory
+    factory.close()
+
+
+def conversation(count: int) -> list[Message]:
+    """``count`` realistic messages: text turns with a tool round trip every tenth turn."""
+    messages: list[Message] = []
+    turn = 0
+    while len(messages) < count:
+        if turn % 10 == 9 and count - len(messages) >= 4:
+            tool_use_id = f"tooluse_{turn}"
+            messages += [
+                {"role": "user", "content": [{"text": f"Where is order {turn}?"}]},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"toolUse": {"toolUseId": tool_use_id, "name": "lookup", "input": {"order_id": str(turn)}}}
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "toolResult": {
+                                "toolUseId": tool_use_id,
+                                "status": "success",
+                                "content": [{"text": "shipped"}],
+                            }
+                        }
+                    ],
+                },
+                {"role": "assistant", "content": [{"text": f"Order {turn} has shipped."}]},
+            ]
+        else:
+            messages += [
+                {"role": "user", "content": [{"text": f"Question {turn}: " + "lorem ipsum " * 20}]},
+                {
+                    "role": "assistant",
+                    "content": [{"text": f"Answer {turn}: " + "dolor sit amet " * 20}],
+                    "metadata": {"usage": {"inputTokens": 10, "outputTokens": 20, "totalTokens": 30}},
+                },
+            ]
+        turn += 1
+    return messages[:count]
+
+
+def seed_long_conversation(factory: MongoDBSessionManagerFactory, session_id: str, count: int) -> list[Message]:
+    """Create the agent through Strands, then store ``count`` messages through the repository."""
+    manager = factory.create_session_manager(session_id)
+    Agent(model=ScriptedModel([]), tools=[lookup], session_manager=manager, callback_handler=None)
+    messages = conversation(count)
+    records = [SessionMessage.from_message(message, index) for index, message in enumerate(messages)]
+    repository = manager.repository
+    repository.runtime.call(repository.create_messages, session_id, "default", records)
+    return messages
+
+
+def test_creating_a_manager_costs_nothing_and_indexes_are_created_once(
+    factory: MongoDBSessionManagerFactory, commands: CommandLog
+) -> None:
+    first = factory.create_session_manager("first")
+    assert commands.take() == []
+    Agent(model=ScriptedModel([]), session_manager=first, callback_handler=None)
+    created = commands.take()
+    assert "createIndexes" in created
+    # A new session: one upsert-read of the session and one write recording the agent.
+    assert [name for name in created if name != "createIndexes"] == ["findAndModify", "update"]
+
+    for session_id in ("second", "third", "first"):
+        manager = factory.create_session_manager(session_id)
+        assert commands.take() == []
+        Agent(model=ScriptedModel([]), session_manager=manager, callback_handler=None)
+        names = commands.take()
+        assert "createIndexes" not in names
+        assert len(names) <= 2, names
+
+
+def test_restoring_1000_messages_costs_two_round_trips(
+    factory: MongoDBSessionManagerFactory, commands: CommandLog
+) -> None:
+    messages = seed_long_conversation(factory, "long", 1000)
+    commands.take()
+
+    manager = factory.create_session_manager("long")
+    assert commands.take() == []
+    agent = Agent(model=ScriptedModel([]), tools=[lookup], session_manager=manager, callback_handler=None)
+    assert commands.take() == ["findAndModify", "find"]  # no getMore: one batch
+    assert len(agent.messages) == 1000
+    assert agent.messages == messages
+
+
+def test_plain_text_turn_is_two_inserts(factory: MongoDBSessionManagerFactory, commands: CommandLog) -> None:
+    seed_long_conversation(factory, "turns", 10)
+    agent = Agent(
+        model=ScriptedModel(["First answer.", "Second answer."]),
+        tools=[lookup],
+        session_manager=factory.create_session_manager("turns"),
+        callback_handler=None,
+    )
+    commands.take()
+    agent("First question")
+    assert commands.take() == ["insert", "insert"]
+    agent("Second question")
+    assert commands.take() == ["insert", "insert"]
+
+
+def test_tool_turn_costs_at_most_five_commands(factory: MongoDBSessionManagerFactory, commands: CommandLog) -> None:
+    agent = Agent(
+        model=ScriptedModel([tool_call("lookup", {"order_id": "42"}), "Order 42 has shipped."]),
+        tools=[lookup],
+        session_manager=factory.create_session_manager("tool-turn"),
+        callback_handler=None,
+    )
+    commands.take()
+    agent("Where is order 42?")
+    names = commands.take()
+    assert names.count("insert") == 4  # user, assistant(toolUse), user(toolResult), assistant
+    assert len(names) <= 5, names
+
+
+def test_manager_for_an_existing_session_restores_in_two_round_trips(
+    factory: MongoDBSessionManagerFactory, commands: CommandLog
+) -> None:
+    manager = factory.create_session_manager("existing")
+    agent = Agent(model=ScriptedModel(["hi"]), session_manager=manager, callback_handler=None)
+    agent("hello")
+    manager.update_metadata({"priority": "high"})
+    commands.take()
+
+    restored_manager = factory.create_session_manager("existing")
+    assert commands.take() == []
+    restored = Agent(model=ScriptedModel([]), session_manager=restored_manager, callback_handler=None)
+    assert commands.take() == ["findAndModify", "find"]
+    assert restored.messages == agent.messages
+
+
+@pytest.mark.anyio
+async def test_preloaded_manager_constructs_the_agent_without_any_command(mongodb_uri: str, db_name: str) -> None:
+    commands = CommandLog()
+    async with AsyncMongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db_name, collection_name="sessions", event_listeners=[commands]
+    ) as factory:
+        manager = await factory.create_session_manager("preloaded", preload=True)
+        agent = Agent(model=ScriptedModel(["one"]), tools=[lookup], session_manager=manager, callback_handler=None)
+        await agent.invoke_async("first")
+        commands.take()
+
+        # An existing session: the awaited preload reads it; Agent(...) then sends nothing.
+        manager = await factory.create_session_manager("preloaded", preload=True)
+        assert commands.take() == ["findAndModify", "find"]
+        restored = Agent(model=ScriptedModel(["two"]), tools=[lookup], session_manager=manager, callback_handler=None)
+        assert commands.take() == []
+        assert restored.messages == agent.messages
+        await restored.invoke_async("second")
+        assert commands.take() == ["insert", "insert"]
+
+        # A new session: still nothing in Agent(...); the agent is recorded with its first write.
+        manager = await factory.create_session_manager("fresh", preload=True)
+        assert commands.take() == ["findAndModify"]
+        fresh = Agent(model=ScriptedModel(["hi"]), session_manager=manager, callback_handler=None)
+        assert commands.take() == []
+        await fresh.invoke_async("hello")
+        names = commands.take()
+        assert names.count("insert") == 2
+        assert len(names) <= 3, names
+        assert await manager.get_message_count_async("default") == 2
+        assert await manager.list_agents_async() == ["default"]
