@@ -9,6 +9,7 @@ from .connection_pool import MongoDBConnectionPool
 from .errors import (
     AlreadyExistsError,
     ClosedError,
+    ConcurrentModificationError,
     DocumentTooLargeError,
     DuplicateMessageError,
     InvalidIdError,
@@ -35,6 +36,7 @@ __all__ = [
     "AsyncMongoDBSessionManagerFactory",
     "AsyncMongoDBSessionRepository",
     "ClosedError",
+    "ConcurrentModificationError",
     "DocumentTooLargeError",
     "DuplicateMessageError",
     "InvalidIdError",

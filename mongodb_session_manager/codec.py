@@ -72,6 +72,8 @@ def agent_record(agent: SessionAgent) -> Document:
         "internal_state": agent._internal_state,
         "created_at": agent.created_at,
         "updated_at": agent.updated_at,
+        # Optimistic concurrency: every update increments it; a manager's update expects the version it saw.
+        "version": 0,
     }
 
 

@@ -46,6 +46,13 @@ class DuplicateMessageError(AlreadyExistsError):
     """A message with this id already exists for this session and agent."""
 
 
+class ConcurrentModificationError(MongoDBSessionError):
+    """Another writer changed the stored agent since this manager read it; nothing was overwritten.
+
+    Create a new manager (which restores the current state) and retry.
+    """
+
+
 class WrongLoopError(MongoDBSessionError, RuntimeError):
     """A blocking call was made on the event-loop thread that has to serve it.
 

@@ -19,6 +19,7 @@ from ._driver import CollectionPort
 from ._runtime import ClientRuntime
 from .errors import (
     AlreadyExistsError,
+    ConcurrentModificationError,
     DocumentTooLargeError,
     DuplicateMessageError,
     InvalidInputError,
@@ -236,17 +237,41 @@ class AsyncMongoDBSessionRepository:
     @on_home_loop
     async def update_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
         """Replace the agent's state; keeps its ``created_at``. Raises :class:`NotFoundError` if missing."""
+        await self.update_agent_versioned(session_id, session_agent, None)
+
+    @on_home_loop
+    async def update_agent_versioned(
+        self, session_id: str, session_agent: SessionAgent, expected_version: int | None
+    ) -> int | None:
+        """Replace the agent's state if its stored version is ``expected_version`` (any, if None).
+
+        Returns the new version (None when no version was expected). Raises
+        :class:`ConcurrentModificationError` if another writer updated the agent in between, and
+        :class:`NotFoundError` if the agent does not exist.
+        """
         validate_id(session_id, "session")
         agent_id = validate_id(session_agent.agent_id, "agent")
         record = codec.agent_record(session_agent)
-        changes = {f"agents.$.{field}": record[field] for field in record if field not in ("agent_id", "created_at")}
+        skipped = ("agent_id", "created_at", "version")
+        changes = {f"agents.$.{field}": value for field, value in record.items() if field not in skipped}
         changes["agents.$.updated_at"] = codec.iso_now()
+        match: Document = {"agent_id": agent_id}
+        if expected_version is not None:
+            # Records written before versioning have no version field: they count as version 0.
+            match["version"] = expected_version if expected_version else {"$in": [0, None]}
         with _storing(f"agent {agent_id!r}", session_id):
             result = await self._sessions.update_one(
-                {**self._session_filter(session_id), "agents.agent_id": agent_id}, {"$set": {**changes, **_touch()}}
+                {**self._session_filter(session_id), "agents": {"$elemMatch": match}},
+                {"$set": {**changes, **_touch()}, "$inc": {"agents.$.version": 1}},
             )
         if result.matched_count == 0:
+            if expected_version is not None and await self.read_agent(session_id, agent_id) is not None:
+                raise ConcurrentModificationError(
+                    f"agent {agent_id!r} in session {session_id!r} was changed by another writer since this "
+                    f"manager read it (expected version {expected_version}); nothing was overwritten"
+                )
             raise NotFoundError(f"agent {agent_id!r} in session {session_id!r} does not exist")
+        return None if expected_version is None else expected_version + 1
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -290,6 +315,17 @@ class AsyncMongoDBSessionRepository:
         finally:
             for document in documents:
                 document.pop("_id", None)  # insert_one adds it to our dict; keep callers' data clean
+
+    @on_home_loop
+    async def last_message_id(self, session_id: str, agent_id: str) -> int | None:
+        """The highest stored message id of the agent, or None (one indexed read)."""
+        documents = await self._messages.find(
+            {"session_id": validate_id(session_id, "session"), "agent_id": validate_id(agent_id, "agent")},
+            sort=[("session_id", -1), ("agent_id", -1), ("message_id", -1)],
+            limit=1,
+            projection={"_id": 0, "message_id": 1},
+        )
+        return int(documents[0]["message_id"]) if documents else None
 
     @on_home_loop
     async def read_message(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,7 +44,14 @@ from strands.types.session import SessionAgent, SessionMessage
 from . import codec
 from ._clients import DEFAULT_COLLECTION, DEFAULT_DATABASE
 from ._runtime import running_loop
-from .errors import ClosedError, WrongLoopError
+from .errors import (
+    AlreadyExistsError,
+    ClosedError,
+    ConcurrentModificationError,
+    DuplicateMessageError,
+    NotFoundError,
+    WrongLoopError,
+)
 from .hooks import Hook, call_with_hook
 from .repository import AsyncMongoDBSessionRepository
 from .validation import validate_id
@@ -59,6 +67,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Document = dict[str, Any]
 
+# How many times a message is renumbered after colliding with another writer's before giving up.
+# Each collision means another writer's insert succeeded, so the system progresses; the cap only bounds
+# how long one writer may keep losing.
+_MAX_RENUMBERING = 100
+
 
 @dataclass
 class _AgentTracking:
@@ -72,6 +85,8 @@ class _AgentTracking:
     # Set when the agent was initialized from preloaded data without a stored record yet: the record
     # (and any messages the agent started with) is written before the agent's first write.
     pending_create: bool = False
+    # The stored record's version this manager last saw or wrote (optimistic concurrency).
+    version: int = 0
 
     @property
     def next_message_id(self) -> int:
@@ -218,11 +233,15 @@ class MongoDBSessionManager(SessionManager):
         document = await self._session()
         record = codec.find_record(document.get("agents"), "agent_id", agent.agent_id)
         if record is None:
-            await self._create_agent(agent)
-            return
+            try:
+                await self._create_agent(agent)
+                return
+            except AlreadyExistsError:
+                # Another writer created this agent since the session was read: restore theirs.
+                record = await self._reload_agent_record(agent.agent_id)
         offset, prepend = self._restore_agent_state(agent, record)
         listed = await self.repository.list_messages(self.session_id, agent.agent_id, offset=offset)
-        self._restore_messages(agent, prepend, offset, listed)
+        self._restore_messages(agent, prepend, offset, listed, _version(record))
 
     def _initialize_without_io(self, agent: LocalAgent) -> bool:
         """Handle a repeated initialize, or a restore from preloaded data; False if I/O is needed."""
@@ -247,7 +266,9 @@ class MongoDBSessionManager(SessionManager):
         offset, prepend = self._restore_agent_state(agent, record)
         if offset < preloaded.offset:
             return False
-        self._restore_messages(agent, prepend, offset, preloaded.messages[offset - preloaded.offset :])
+        self._restore_messages(
+            agent, prepend, offset, preloaded.messages[offset - preloaded.offset :], _version(record)
+        )
         return True
 
     async def _create_agent(self, agent: LocalAgent, messages: list[Message] | None = None) -> None:
@@ -261,13 +282,28 @@ class MongoDBSessionManager(SessionManager):
         self._agents[agent.agent_id] = tracking
         self._remember_agent_record(codec.agent_record(session_agent))
 
+    async def _reload_agent_record(self, agent_id: str) -> Document:
+        document, _ = await self.repository.load_session(self.session_id, create=False)
+        record = codec.find_record((document or {}).get("agents"), "agent_id", agent_id)
+        if document is None or record is None:
+            raise NotFoundError(f"agent {agent_id!r} of session {self.session_id!r} disappeared while initializing")
+        self._session_document = document
+        return record
+
     async def _tracking_for_write(self, agent: LocalAgent, *, exclude_latest: bool = False) -> _AgentTracking:
         """The agent's tracking, after writing its deferred record if initialization deferred it."""
         tracking = self._tracking(agent)
         if tracking.pending_create:
             # The message being appended right now is not part of the initial messages.
             initial = agent.messages[:-1] if exclude_latest and agent.messages else agent.messages
-            await self._create_agent(agent, list(initial))
+            try:
+                await self._create_agent(agent, list(initial))
+            except AlreadyExistsError:
+                # Another writer created it first: continue as a second writer of that agent.
+                record = await self._reload_agent_record(agent.agent_id)
+                tracking.pending_create = False
+                tracking.version = _version(record)
+                tracking.synced = _sync_marker(agent)
             tracking = self._agents[agent.agent_id]
         return tracking
 
@@ -285,11 +321,11 @@ class MongoDBSessionManager(SessionManager):
         return int(agent.conversation_manager.removed_message_count), prepend
 
     def _restore_messages(
-        self, agent: LocalAgent, prepend: list[Message], offset: int, listed: list[SessionMessage]
+        self, agent: LocalAgent, prepend: list[Message], offset: int, listed: list[SessionMessage], version: int
     ) -> None:
         from strands.agent.agent import Agent
 
-        tracking = _AgentTracking(agent, latest=listed[-1] if listed else None, held=list(listed))
+        tracking = _AgentTracking(agent, latest=listed[-1] if listed else None, held=list(listed), version=version)
         if not listed and offset:
             # Every stored message was dropped by the conversation manager; numbering continues after them.
             tracking.latest = SessionMessage({"role": "user", "content": []}, offset - 1)
@@ -324,7 +360,30 @@ class MongoDBSessionManager(SessionManager):
             agent, exclude_latest=bool(agent.messages) and agent.messages[-1] is message
         )
         session_message = SessionMessage.from_message(message, tracking.next_message_id)
-        await self.repository.create_message(self.session_id, agent.agent_id, session_message)
+        for _ in range(_MAX_RENUMBERING):
+            try:
+                await self.repository.create_message(self.session_id, agent.agent_id, session_message)
+                break
+            except DuplicateMessageError:
+                # Another writer (process or task) stored a message under this id. Strands numbers
+                # messages in memory, so renumber after the highest stored id; never overwrite.
+                last = await self.repository.last_message_id(self.session_id, agent.agent_id)
+                renumbered = 0 if last is None else last + 1
+                logger.warning(
+                    "session_id=<%s> | agent_id=<%s> | message id %d taken by another writer, storing as %d",
+                    self.session_id,
+                    agent.agent_id,
+                    session_message.message_id,
+                    renumbered,
+                )
+                session_message.message_id = renumbered
+                # Racers that collided together compute the same next id; a little jitter spreads them.
+                await asyncio.sleep(random.uniform(0, 0.002))  # noqa: S311 - not cryptographic
+        else:
+            raise ConcurrentModificationError(
+                f"could not store a message of agent {agent.agent_id!r} in session {self.session_id!r}: "
+                f"{_MAX_RENUMBERING} concurrent writers took every id tried"
+            )
         tracking.latest = session_message
         tracking.held.append(session_message)
 
@@ -377,7 +436,10 @@ class MongoDBSessionManager(SessionManager):
         marker = _sync_marker(agent)
         if tracking.synced is not None and marker == tracking.synced:
             return
-        await self.repository.update_agent(self.session_id, SessionAgent.from_agent(agent))
+        new_version = await self.repository.update_agent_versioned(
+            self.session_id, SessionAgent.from_agent(agent), tracking.version
+        )
+        tracking.version = new_version if new_version is not None else tracking.version + 1
         tracking.synced = copy.deepcopy(marker)
 
     # -- multi-agent ------------------------------------------------------------------------------
@@ -612,6 +674,11 @@ class MongoDBSessionManager(SessionManager):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(session_id={self.session_id!r}, repository={self.repository!r})"
+
+
+def _version(record: Document) -> int:
+    version = record.get("version")
+    return version if isinstance(version, int) else 0
 
 
 def _sync_marker(agent: LocalAgent) -> Document:
