@@ -47,9 +47,26 @@ class LoopThread:
         try:
             self.loop.run_forever()
         finally:
+            self._cancel_remaining_tasks()
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.run_until_complete(self.loop.shutdown_default_executor())
             self.loop.close()
+
+    def _cancel_remaining_tasks(self) -> None:
+        """Cancel what still runs on the loop and let it unwind, so that no task is destroyed pending.
+
+        An owned client is closed before its loop stops; what can remain is the background work of a
+        borrowed async client that bound itself to this loop when first used from sync code.
+        """
+        tasks = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
+        if not tasks:
+            return
+        for task in tasks:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                logger.debug("task %r failed while its loop was stopping: %r", task.get_name(), task.exception())
 
     @property
     def thread(self) -> threading.Thread:
@@ -181,8 +198,8 @@ class ClientRuntime:
         assert home is not None
         if running_loop() is home:
             raise WrongLoopError(
-                f"{_name(function)}() would block the event loop that serves it; await the async API instead "
-                f"(`await manager.{_name(function).removesuffix('_async')}_async(...)`, or the Async* class)"
+                f"{_name(function).removesuffix('_async')}() would block the event loop that serves this MongoDB "
+                f"client (it runs in this thread); await the async API instead: {_awaitable_hint(function)}"
             )
         if not home.is_running():
             raise ClosedError("the MongoDB client's event loop is not running any more")
@@ -223,3 +240,14 @@ class ClientRuntime:
 
 def _name(function: Callable[..., Any]) -> str:
     return str(getattr(function, "__name__", "this call"))
+
+
+def _awaitable_hint(function: Callable[..., Any]) -> str:
+    """The awaitable alternative of a blocking call, for :class:`WrongLoopError` messages."""
+    name = _name(function)
+    if name.endswith("_async"):  # a session manager's awaitable twin
+        return f"`await manager.{name}(...)`"
+    owner = type(getattr(function, "__self__", None)).__name__
+    if owner.startswith("Async") and not name.startswith("_"):  # e.g. AsyncMongoDBSessionRepository's methods
+        return f"`await {owner}.{name}(...)`"
+    return "the session manager's `*_async` methods, AsyncMongoDBSessionManagerFactory or AsyncMongoDBSessionRepository"

@@ -644,21 +644,20 @@ class MongoDBSessionManager(SessionManager):
     # -- lifecycle --------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release the manager; closes the client only if this manager created it. Idempotent."""
-        if self._closed:
+        """Release the manager. Closes the client only if this manager created it (a standalone manager,
+        which cannot be used afterwards); a factory-made manager stays usable. Idempotent."""
+        if self._closed or not self._owns_repository:
             return
         self._closed = True
-        if self._owns_repository:
-            self.repository.runtime.close()
+        self.repository.runtime.close()
 
     async def close_async(self) -> None:
         """Awaitable :meth:`close`; first waits for writes scheduled by blocking calls on the home loop."""
-        if self._closed:
-            return
         await self._flush_deferred()
+        if self._closed or not self._owns_repository:
+            return
         self._closed = True
-        if self._owns_repository:
-            await self.repository.close()
+        await self.repository.close()
 
     def _blocking(self, function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
         """A blocking version of an ``async`` operation, handed to sync hooks as ``original_func``.
