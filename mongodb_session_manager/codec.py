@@ -10,6 +10,8 @@ Schema (``<c>`` is the configured collection name):
   ``agents`` (one record per agent) and ``multi_agents`` (one record per orchestrator).
 * ``<c>.messages``: one document per message, unique on ``(session_id, agent_id, message_id)``.
 * ``<c>.feedback``: one document per feedback.
+* ``<c>.blobs``: a GridFS bucket holding the content of messages larger than one document allows;
+  their message document keeps ``message: None`` and ``message_blob``, the GridFS file id.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ Document = dict[str, Any]
 
 MESSAGES_SUFFIX = ".messages"
 FEEDBACK_SUFFIX = ".feedback"
+# GridFS bucket for message content too large for one document (``<c>.blobs.files`` / ``.chunks``).
+BLOBS_SUFFIX = ".blobs"
 
 
 def utc_now() -> datetime:

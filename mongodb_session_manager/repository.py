@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import bson
 from bson.errors import InvalidDocument
 from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError
 from strands.types.content import Message
@@ -16,6 +17,7 @@ from strands.types.session import Session, SessionAgent, SessionMessage, Session
 from . import codec
 from ._clients import DEFAULT_COLLECTION, DEFAULT_DATABASE, runtime_for
 from ._driver import CollectionPort
+from ._gridfs import GridFSPort, gridfs_bucket
 from ._runtime import ClientRuntime
 from .errors import (
     AlreadyExistsError,
@@ -46,6 +48,9 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 Document = dict[str, Any]
 
 _NO_ID = {"_id": 0}
+
+# Messages whose document would be larger than this go through GridFS (the BSON limit is 16 MiB).
+LARGE_MESSAGE_BYTES = 15 * 1024 * 1024
 
 
 def on_home_loop(method: F) -> F:
@@ -143,6 +148,42 @@ class AsyncMongoDBSessionRepository:
             await ensure_indexes(self.runtime.port, self.database_name, self.collection_name, self.metadata_fields)
             self._indexes_ready = True
 
+    @property
+    def _blobs(self) -> GridFSPort:
+        return gridfs_bucket(self.runtime.port, self.database_name, self.collection_name + codec.BLOBS_SUFFIX)
+
+    async def _offload_if_large(self, document: Document) -> Any:
+        """Move the content of a message too large for one BSON document to GridFS, in place.
+
+        Returns the GridFS file id, or None when the message fits (the usual case).
+        """
+        try:
+            size = len(bson.encode(document))
+        except (InvalidDocument, OverflowError, UnicodeEncodeError) as error:
+            raise UnstorableValueError(
+                f"message of agent {document['agent_id']!r} of session {document['session_id']!r} "
+                f"cannot be stored in BSON: {error}"
+            ) from error
+        if size <= LARGE_MESSAGE_BYTES:
+            return None
+        payload = bson.encode({"message": document["message"]})
+        blob_id = await self._blobs.put(
+            payload,
+            filename=f"{document['session_id']}/{document['agent_id']}/{document['message_id']}",
+            metadata={"session_id": document["session_id"], "agent_id": document["agent_id"]},
+        )
+        logger.debug("session_id=<%s> | stored a %d-byte message through GridFS", document["session_id"], size)
+        document["message"] = None
+        document["message_blob"] = blob_id
+        return blob_id
+
+    async def _inflate(self, document: Document) -> Document:
+        """Bring back the content of a message stored through GridFS."""
+        blob_id = document.get("message_blob")
+        if blob_id is not None:
+            document["message"] = bson.decode(await self._blobs.get(blob_id))["message"]
+        return document
+
     async def _session_exists(self, session_id: str) -> bool:
         return await self._sessions.find_one(self._session_filter(session_id), {"_id": 1}) is not None
 
@@ -203,6 +244,11 @@ class AsyncMongoDBSessionRepository:
             return
         # Children first: an interrupted delete never leaves messages a re-created session would inherit.
         await self._messages.delete_many({"session_id": session_id})
+        blob_files = await self._collection(codec.BLOBS_SUFFIX + ".files").find(
+            {"metadata.session_id": session_id}, projection={"_id": 1}
+        )
+        for blob in blob_files:
+            await self._blobs.delete(blob["_id"])
         await self._feedback.delete_many({"session_id": session_id})
         await self._sessions.delete_many(self._session_filter(session_id))
 
@@ -293,6 +339,7 @@ class AsyncMongoDBSessionRepository:
             return
         documents = [codec.message_document(session_id, agent_id, message) for message in session_messages]
         await self._ready()
+        blobs = [await self._offload_if_large(document) for document in documents]
         try:
             with _storing(f"message of agent {agent_id!r}", session_id):
                 if len(documents) == 1:
@@ -312,6 +359,11 @@ class AsyncMongoDBSessionRepository:
                 f"a message with this id already exists for agent {agent_id!r} in session {session_id!r} "
                 f"({error.details.get('nInserted', 0)} message(s) before it were stored)"
             ) from error
+        except BaseException:
+            for blob_id in blobs:
+                if blob_id is not None:
+                    await self._blobs.delete(blob_id)
+            raise
         finally:
             for document in documents:
                 document.pop("_id", None)  # insert_one adds it to our dict; keep callers' data clean
@@ -340,7 +392,7 @@ class AsyncMongoDBSessionRepository:
             },
             _NO_ID,
         )
-        return None if document is None else codec.message_from_document(document)
+        return None if document is None else codec.message_from_document(await self._inflate(document))
 
     @on_home_loop
     async def update_message(
@@ -350,16 +402,21 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
         message_id = validate_message_id(session_message.message_id)
+        changes: Document = {
+            "session_id": session_id,
+            "agent_id": agent_id,
+            "message_id": message_id,
+            "message": session_message.message,
+            "redact_message": session_message.redact_message,
+            "updated_at": codec.iso_now(),
+        }
+        blob_id = await self._offload_if_large(changes)
+        update: Document = (
+            {"$set": changes} if blob_id is not None else {"$set": changes, "$unset": {"message_blob": ""}}
+        )
         with _storing(f"message {message_id} of agent {agent_id!r}", session_id):
             result = await self._messages.update_one(
-                {"session_id": session_id, "agent_id": agent_id, "message_id": message_id},
-                {
-                    "$set": {
-                        "message": session_message.message,
-                        "redact_message": session_message.redact_message,
-                        "updated_at": codec.iso_now(),
-                    }
-                },
+                {"session_id": session_id, "agent_id": agent_id, "message_id": message_id}, update
             )
         if result.matched_count == 0:
             raise NotFoundError(f"message {message_id} of agent {agent_id!r} in session {session_id!r} does not exist")
@@ -398,7 +455,7 @@ class AsyncMongoDBSessionRepository:
             limit=limit or 0,
             projection=_NO_ID,
         )
-        return [codec.message_from_document(document) for document in documents]
+        return [codec.message_from_document(await self._inflate(document)) for document in documents]
 
     @on_home_loop
     async def count_messages(self, session_id: str, agent_id: str) -> int:
