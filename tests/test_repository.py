@@ -1000,21 +1000,29 @@ async def test_unstorable_values_raise_and_write_nothing(
     assert snapshot(raw) == before
 
 
-async def test_oversized_message_raises_and_writes_nothing(repo: AsyncMongoDBSessionRepository, raw: Raw) -> None:
+async def test_oversized_message_round_trips_through_gridfs(repo: AsyncMongoDBSessionRepository, raw: Raw) -> None:
     await repo.create_message("s", "a", text_message("stored", 0))
-    before = snapshot(raw)
+    payload = bytes(range(256)) * (17 * 4096)  # 17 MiB: more than one BSON document holds
     huge = SessionMessage(
         message={
             "role": "user",
-            "content": [{"document": {"format": "pdf", "name": "big", "source": {"bytes": bytes(17 * 1024 * 1024)}}}],
+            "content": [{"document": {"format": "pdf", "name": "big", "source": {"bytes": payload}}}],
         },
         message_id=1,
     )
 
-    with pytest.raises(DocumentTooLargeError):
-        await repo.create_message("s", "a", huge)
+    await repo.create_message("s", "a", huge)
 
-    assert snapshot(raw) == before
+    assert await repo.read_message("s", "a", 1) == huge
+    listed = await repo.list_messages("s", "a")
+    assert [message.message_id for message in listed] == [0, 1]
+    assert listed[1] == huge
+    stored = raw[COLLECTION + ".messages"].find_one({"session_id": "s", "message_id": 1})
+    assert stored is not None and stored["message"] is None and stored["message_blob"] is not None
+
+    await repo.delete_session("s")
+    assert raw[COLLECTION + ".blobs.files"].count_documents({}) == 0
+    assert raw[COLLECTION + ".blobs.chunks"].count_documents({}) == 0
 
 
 # -- application scoping --------------------------------------------------------------------------
