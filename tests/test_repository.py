@@ -23,7 +23,6 @@ from strands.types.session import Session, SessionAgent, SessionMessage, Session
 from mongodb_session_manager.errors import (
     AlreadyExistsError,
     ClosedError,
-    DocumentTooLargeError,
     DuplicateMessageError,
     InvalidIdError,
     InvalidInputError,
@@ -1018,7 +1017,9 @@ async def test_oversized_message_round_trips_through_gridfs(repo: AsyncMongoDBSe
     assert [message.message_id for message in listed] == [0, 1]
     assert listed[1] == huge
     stored = raw[COLLECTION + ".messages"].find_one({"session_id": "s", "message_id": 1})
-    assert stored is not None and stored["message"] is None and stored["message_blob"] is not None
+    assert stored is not None
+    assert stored["message"] is None
+    assert stored["message_blob"] is not None
 
     await repo.delete_session("s")
     assert raw[COLLECTION + ".blobs.files"].count_documents({}) == 0
