@@ -11,7 +11,7 @@ No LLM is needed: the default model is a scripted one that echoes. Pass ``model_
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -42,6 +42,7 @@ def create_app(
     database_name: str = "chat_db",
     collection_name: str = "sessions",
     model_factory: Callable[[], Model] = echo_model,
+    tools: Sequence[Any] = (),
 ) -> FastAPI:
     """The chat app: one factory for the app's lifetime, one preloaded manager per request."""
     app = FastAPI(
@@ -56,7 +57,7 @@ def create_app(
 
     @app.post("/chat/{session_id}")
     async def chat(session_id: str, request: ChatRequest, manager: SessionManagerDep) -> dict[str, Any]:
-        agent = Agent(model=model_factory(), session_manager=manager, callback_handler=None)
+        agent = Agent(model=model_factory(), tools=list(tools), session_manager=manager, callback_handler=None)
         result = await agent.invoke_async(request.message)
         await manager.update_metadata_async({"status": "active"})
         return {"session_id": session_id, "response": str(result), "messages": len(agent.messages)}
