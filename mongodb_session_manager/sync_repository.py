@@ -6,7 +6,7 @@ client's home loop and blocks the calling thread until it is done.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from strands.session.session_repository import SessionRepository
@@ -94,6 +94,34 @@ class MongoDBSessionRepository(SessionRepository):
     def update_multi_agent(self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any) -> None:
         """Replace an orchestrator's state."""
         self._call(self.core.update_multi_agent, session_id, multi_agent)
+
+    def create_messages(self, session_id: str, agent_id: str, session_messages: Sequence[SessionMessage]) -> None:
+        """Insert several messages in one round trip."""
+        self._call(self.core.create_messages, session_id, agent_id, session_messages)
+
+    def count_messages(self, session_id: str, agent_id: str) -> int:
+        """How many messages are stored for the agent."""
+        return self._call(self.core.count_messages, session_id, agent_id)
+
+    def update_metadata(self, session_id: str, metadata: Mapping[str, Any]) -> None:
+        """Merge keys into the session's metadata (creating the session if needed)."""
+        self._call(self.core.update_metadata, session_id, metadata)
+
+    def get_metadata(self, session_id: str) -> dict[str, Any]:
+        """The session's metadata."""
+        return self._call(self.core.get_metadata, session_id)
+
+    def delete_metadata(self, session_id: str, keys: Sequence[str]) -> None:
+        """Remove metadata keys."""
+        self._call(self.core.delete_metadata, session_id, keys)
+
+    def add_feedback(self, session_id: str, feedback: Mapping[str, Any]) -> None:
+        """Store a feedback document."""
+        self._call(self.core.add_feedback, session_id, feedback)
+
+    def get_feedbacks(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's feedback, oldest first."""
+        return self._call(self.core.get_feedbacks, session_id)
 
     def close(self) -> None:
         """Close the client if this repository created it. Idempotent."""
