@@ -5,6 +5,7 @@ client, with a blocking facade for scripts and threads. Start with
 :class:`MongoDBSessionManagerFactory` (or :class:`AsyncMongoDBSessionManagerFactory`).
 """
 
+from .catalog import AsyncSessionCatalog, SessionCatalog, SessionPage, SessionSummary
 from .connection_pool import MongoDBConnectionPool
 from .errors import (
     AlreadyExistsError,
@@ -35,6 +36,7 @@ __all__ = [
     "AlreadyExistsError",
     "AsyncMongoDBSessionManagerFactory",
     "AsyncMongoDBSessionRepository",
+    "AsyncSessionCatalog",
     "ClosedError",
     "ConcurrentModificationError",
     "DocumentTooLargeError",
@@ -48,6 +50,9 @@ __all__ = [
     "MongoDBSessionManagerFactory",
     "MongoDBSessionRepository",
     "NotFoundError",
+    "SessionCatalog",
+    "SessionPage",
+    "SessionSummary",
     "UnstorableValueError",
     "WrongLoopError",
     "close_global_factory",

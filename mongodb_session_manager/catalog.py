@@ -1,0 +1,707 @@
+"""Listing, searching and bulk-deleting sessions, plus the namespace checks an operator needs.
+
+:class:`AsyncSessionCatalog` works on the namespace of an :class:`AsyncMongoDBSessionRepository`
+(same database, collections, client and ``application_name`` scope); :class:`SessionCatalog` is its
+blocking facade::
+
+    from mongodb_session_manager import MongoDBSessionRepository
+    from mongodb_session_manager.catalog import SessionCatalog
+
+    repository = MongoDBSessionRepository("mongodb://localhost:27017/", "chat_db", "sessions")
+    catalog = SessionCatalog(repository)
+    page = catalog.list_sessions(metadata={"priority": "high"}, limit=20)
+    while True:
+        for summary in page.sessions:
+            print(summary.session_id, summary.last_activity_at)
+        if page.next_cursor is None:
+            break
+        page = catalog.list_sessions(metadata={"priority": "high"}, limit=20, cursor=page.next_cursor)
+
+Listing is keyset pagination on ``_id`` (the session id, which never changes): a page asks for the
+sessions whose id sorts after the last one of the previous page. A session that existed when the
+listing started is therefore returned exactly once, whatever is inserted or deleted meanwhile.
+Listing projects the summary fields only: agents' state is never read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TypeVar, cast
+
+from pymongo.errors import OperationFailure
+
+from . import codec
+from .errors import InvalidInputError, InvalidMetadataError
+from .indexes import feedback_indexes, message_indexes, session_indexes
+from .repository import AsyncMongoDBSessionRepository
+from .sync_repository import MongoDBSessionRepository
+from .validation import validate_field_names, validate_id, validate_metadata_key
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "AsyncSessionCatalog",
+    "CollectionStats",
+    "IndexStatus",
+    "SessionCatalog",
+    "SessionPage",
+    "SessionSummary",
+]
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+Document = dict[str, Any]
+
+#: The largest ``limit`` :meth:`AsyncSessionCatalog.list_sessions` accepts.
+MAX_PAGE_SIZE = 1000
+_DEFAULT_PAGE_SIZE = 50
+# Sessions deleted concurrently by delete_sessions (each delete is a few round trips).
+_DELETE_CONCURRENCY = 8
+_DELETE_BATCH = 200
+
+_CURSOR_PREFIX = "c1."
+_CURSOR_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]+$")
+_MAX_CURSOR_LENGTH = 2048
+
+# Metadata filter values: compared with $eq, so none of them can act as an operator.
+_SCALARS = (str, int, float, bool, datetime)
+
+# Everything a summary needs, and nothing else: no agent state, no multi-agent state.
+_SUMMARY_PROJECTION: Mapping[str, Any] = {
+    "application_name": 1,
+    "created_at": 1,
+    "updated_at": 1,
+    "last_activity_at": 1,
+    "metadata": 1,
+    "agents.agent_id": 1,
+}
+
+
+def _on_home_loop(method: F) -> F:
+    """Run a catalog coroutine on its client's home loop, whatever loop awaits it."""
+
+    @functools.wraps(method)
+    async def wrapper(self: AsyncSessionCatalog, *args: Any, **kwargs: Any) -> Any:
+        return await self.runtime.run(method, self, *args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """What a listing returns for one session (no agent state, no messages).
+
+    Attributes:
+        session_id: The session id (the document's ``_id``).
+        application_name: The application that created the session, if it was given one.
+        created_at: Strands' ISO timestamp of the session's creation, as stored.
+        updated_at: Strands' ISO timestamp, as stored.
+        last_activity_at: When the session document was last written, as an aware UTC datetime.
+        metadata: The session's metadata.
+        agent_ids: The ids of the session's agents, in creation order.
+    """
+
+    session_id: str
+    application_name: str | None
+    created_at: str | None
+    updated_at: str | None
+    last_activity_at: datetime | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    agent_ids: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> SessionSummary:
+        """Build a summary from a stored session document (or its summary projection)."""
+        agents = document.get("agents") or []
+        return cls(
+            session_id=str(document["_id"]),
+            application_name=document.get("application_name"),
+            created_at=document.get("created_at"),
+            updated_at=document.get("updated_at"),
+            last_activity_at=_aware(document.get("last_activity_at")),
+            metadata=dict(document.get("metadata") or {}),
+            agent_ids=[
+                str(agent["agent_id"]) for agent in agents if isinstance(agent, Mapping) and "agent_id" in agent
+            ],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (``last_activity_at`` as an ISO string)."""
+        return {
+            "session_id": self.session_id,
+            "application_name": self.application_name,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "last_activity_at": None if self.last_activity_at is None else self.last_activity_at.isoformat(),
+            "metadata": self.metadata,
+            "agent_ids": list(self.agent_ids),
+        }
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    """One page of a listing.
+
+    Attributes:
+        sessions: The sessions of this page, in session-id order.
+        next_cursor: Pass it as ``cursor`` to get the next page; None when this is the last page.
+    """
+
+    sessions: list[SessionSummary]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    """Document count and sizes of one collection of the namespace.
+
+    Sizes are None when the server does not report them (or the collection does not exist yet).
+    """
+
+    name: str
+    count: int
+    size_bytes: int | None = None
+    storage_bytes: int | None = None
+    index_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return {
+            "name": self.name,
+            "count": self.count,
+            "size_bytes": self.size_bytes,
+            "storage_bytes": self.storage_bytes,
+            "index_bytes": self.index_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """One index of the namespace: expected by the library, present on the server, or both.
+
+    Attributes:
+        collection: The collection's name.
+        name: The index name (the library's name for an expected index, else the server's).
+        keys: The key pattern as ``(field, direction)`` pairs.
+        unique: Whether the index is unique.
+        expected: The library needs it (``False``: an extra index found on the server).
+        present: It exists on the server (matched by key pattern and uniqueness, not by name).
+    """
+
+    collection: str
+    name: str
+    keys: list[tuple[str, Any]]
+    unique: bool
+    expected: bool
+    present: bool
+
+    @property
+    def missing(self) -> bool:
+        """Expected but not present."""
+        return self.expected and not self.present
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return {
+            "collection": self.collection,
+            "name": self.name,
+            "keys": [[key, direction] for key, direction in self.keys],
+            "unique": self.unique,
+            "expected": self.expected,
+            "present": self.present,
+        }
+
+
+# -- cursors and filters --------------------------------------------------------------------------
+
+
+def _encode_cursor(session_id: str) -> str:
+    payload = base64.urlsafe_b64encode(session_id.encode("utf-8")).decode("ascii").rstrip("=")
+    return _CURSOR_PREFIX + payload
+
+
+def _decode_cursor(cursor: object) -> str:
+    """The session id a cursor points after; :class:`InvalidInputError` for anything else."""
+    if not isinstance(cursor, str):
+        raise InvalidInputError(f"cursor must be a str, got {type(cursor).__name__}")
+    payload = cursor[len(_CURSOR_PREFIX) :]
+    if len(cursor) > _MAX_CURSOR_LENGTH or not cursor.startswith(_CURSOR_PREFIX) or not _CURSOR_PAYLOAD.match(payload):
+        raise InvalidInputError("invalid cursor: pass the next_cursor of a previous page unchanged")
+    try:
+        session_id = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise InvalidInputError("invalid cursor: pass the next_cursor of a previous page unchanged") from None
+    if _encode_cursor(session_id) != cursor:  # not canonical: tampered with
+        raise InvalidInputError("invalid cursor: pass the next_cursor of a previous page unchanged")
+    try:
+        return validate_id(session_id, "session")
+    except InvalidInputError:
+        raise InvalidInputError("invalid cursor: pass the next_cursor of a previous page unchanged") from None
+
+
+def _aware(value: object) -> datetime | None:
+    """A stored date as an aware UTC datetime (PyMongo returns naive UTC datetimes by default)."""
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _check_datetime(value: object, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"{name} must be a datetime or None, got {type(value).__name__}")
+    return value
+
+
+def _metadata_clauses(metadata: object) -> list[Document]:
+    if metadata is None:
+        return []
+    if not isinstance(metadata, Mapping):
+        raise InvalidMetadataError(f"metadata filter must be a dict, got {type(metadata).__name__}")
+    clauses: list[Document] = []
+    for key, value in metadata.items():
+        validate_metadata_key(key)
+        if value is not None and not isinstance(value, _SCALARS):
+            raise InvalidMetadataError(
+                f"metadata filter value of {key!r} must be a str, number, bool, datetime or None, "
+                f"got {type(value).__name__}"
+            )
+        clauses.append({f"metadata.{key}": {"$eq": value}})
+    return clauses
+
+
+def _filter_clauses(
+    application_name: str | None,
+    metadata: Mapping[str, Any] | None,
+    active_after: datetime | None,
+    active_before: datetime | None,
+) -> list[Document]:
+    """The caller's filters as query clauses, validated before any I/O."""
+    clauses: list[Document] = []
+    if application_name is not None:
+        clauses.append({"application_name": {"$eq": validate_id(application_name, "application")}})
+    clauses.extend(_metadata_clauses(metadata))
+    activity: Document = {}
+    after = _check_datetime(active_after, "active_after")
+    before = _check_datetime(active_before, "active_before")
+    if after is not None:
+        activity["$gte"] = after
+    if before is not None:
+        activity["$lt"] = before
+    if activity:
+        clauses.append({"last_activity_at": activity})
+    return clauses
+
+
+def _check_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInputError(f"limit must be an int between 1 and {MAX_PAGE_SIZE}, got {limit!r}")
+    return limit
+
+
+def _index_keys(document: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    return [(str(key), direction) for key, direction in dict(document.get("key") or {}).items()]
+
+
+# -- the catalog ----------------------------------------------------------------------------------
+
+
+class AsyncSessionCatalog:
+    """Listing, counting and bulk deletion of the sessions of a repository's namespace.
+
+    Every method may be awaited from any event loop: it runs on the client's home loop, like the
+    repository's. Sessions of another application are invisible when the repository has an
+    ``application_name``. Filters are validated before any I/O.
+
+    Filters (shared by :meth:`list_sessions`, :meth:`count_sessions` and :meth:`delete_sessions`;
+    all given filters must match):
+
+    * ``application_name``: sessions created with this application name.
+    * ``metadata``: ``{key: value}``; each top-level metadata key must equal its value. Keys follow
+      the metadata key rules (no ``$`` prefix, no ``.``); values must be scalars (str, number, bool,
+      datetime or None). Keys listed in the repository's ``metadata_fields`` are indexed.
+    * ``active_after`` / ``active_before``: ``active_after <= last_activity_at < active_before``.
+      Naive datetimes are taken as UTC (PyMongo's convention).
+
+    Args:
+        repository: The repository whose namespace, client and scope the catalog uses.
+    """
+
+    def __init__(self, repository: AsyncMongoDBSessionRepository) -> None:
+        if not isinstance(repository, AsyncMongoDBSessionRepository):
+            raise TypeError(f"repository must be an AsyncMongoDBSessionRepository, got {type(repository).__name__}")
+        self.repository = repository
+        self.runtime = repository.runtime
+
+    def _scoped(self, clauses: list[Document]) -> Document:
+        scope = list(clauses)
+        if self.repository.application_name is not None:
+            scope.insert(0, {"application_name": self.repository.application_name})
+        if not scope:
+            return {}
+        return scope[0] if len(scope) == 1 else {"$and": scope}
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    @_on_home_loop
+    async def list_sessions(
+        self,
+        *,
+        application_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        active_after: datetime | None = None,
+        active_before: datetime | None = None,
+        limit: int = _DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """One page of matching sessions, in session-id order; one round trip.
+
+        Args:
+            application_name: Only sessions of this application.
+            metadata: Only sessions whose metadata has these key/value pairs.
+            active_after: Only sessions last active at or after this time.
+            active_before: Only sessions last active before this time.
+            limit: Page size, 1 to 1000.
+            cursor: The ``next_cursor`` of the previous page; None for the first page.
+
+        Returns:
+            The page; its ``next_cursor`` is None when there are no more matching sessions.
+
+        Raises:
+            InvalidInputError: a filter, the limit or the cursor is not acceptable.
+        """
+        clauses = _filter_clauses(application_name, metadata, active_after, active_before)
+        page_size = _check_limit(limit)
+        if cursor is not None:
+            clauses.append({"_id": {"$gt": _decode_cursor(cursor)}})
+        documents = await self.repository._collection().find(
+            self._scoped(clauses), sort=[("_id", 1)], limit=page_size + 1, projection=_SUMMARY_PROJECTION
+        )
+        sessions = [SessionSummary.from_document(document) for document in documents[:page_size]]
+        more = len(documents) > page_size
+        return SessionPage(sessions=sessions, next_cursor=_encode_cursor(sessions[-1].session_id) if more else None)
+
+    @_on_home_loop
+    async def count_sessions(
+        self,
+        *,
+        application_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        active_after: datetime | None = None,
+        active_before: datetime | None = None,
+    ) -> int:
+        """How many sessions match the filters (see the class documentation)."""
+        clauses = _filter_clauses(application_name, metadata, active_after, active_before)
+        return await self.repository._collection().count_documents(self._scoped(clauses))
+
+    @_on_home_loop
+    async def delete_sessions(
+        self,
+        *,
+        application_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        active_after: datetime | None = None,
+        active_before: datetime | None = None,
+    ) -> int:
+        """Delete every matching session with its messages, feedback and GridFS blobs.
+
+        Each session goes through the repository's ``delete_session`` (children first), so no
+        orphaned message, feedback or blob is left behind. With no filter at all, every session of
+        the namespace (of the repository's application, if it has one) is deleted.
+
+        Returns:
+            The number of sessions deleted.
+        """
+        clauses = _filter_clauses(application_name, metadata, active_after, active_before)
+        sessions = self.repository._collection()
+        deleted = 0
+        last: str | None = None
+        while True:
+            page_clauses = clauses if last is None else [*clauses, {"_id": {"$gt": last}}]
+            documents = await sessions.find(
+                self._scoped(page_clauses), sort=[("_id", 1)], limit=_DELETE_BATCH, projection={"_id": 1}
+            )
+            ids = [str(document["_id"]) for document in documents]
+            for start in range(0, len(ids), _DELETE_CONCURRENCY):
+                chunk = ids[start : start + _DELETE_CONCURRENCY]
+                await asyncio.gather(*(self.repository.delete_session(session_id) for session_id in chunk))
+                deleted += len(chunk)
+            if len(ids) < _DELETE_BATCH:
+                return deleted
+            last = ids[-1]
+
+    @_on_home_loop
+    async def get_session(self, session_id: str) -> SessionSummary | None:
+        """The summary of one session (no agent state), or None if there is no such session."""
+        document = await self.repository._collection().find_one(
+            self.repository._session_filter(validate_id(session_id, "session")), _SUMMARY_PROJECTION
+        )
+        return None if document is None else SessionSummary.from_document(document)
+
+    @_on_home_loop
+    async def read_session_document(self, session_id: str) -> Document | None:
+        """The whole stored session document (agents' and orchestrators' state included), or None."""
+        return await self.repository._collection().find_one(
+            self.repository._session_filter(validate_id(session_id, "session"))
+        )
+
+    # -- namespace --------------------------------------------------------------------------------
+
+    def _collection_names(self) -> list[str]:
+        base = self.repository.collection_name
+        return [base, base + codec.MESSAGES_SUFFIX, base + codec.FEEDBACK_SUFFIX]
+
+    @_on_home_loop
+    async def collection_stats(self) -> list[CollectionStats]:
+        """Document counts and sizes of the sessions, messages and feedback collections.
+
+        Counts are exact and cover the whole collection (every application). Sizes come from the
+        ``collStats`` command; they are None where the server does not support it.
+        """
+        return list(await asyncio.gather(*(self._stats_of(name) for name in self._collection_names())))
+
+    async def _stats_of(self, name: str) -> CollectionStats:
+        count = await self.runtime.port.collection(self.repository.database_name, name).count_documents({})
+        try:
+            stats = await self.runtime.port.command(self.repository.database_name, {"collStats": name})
+        except OperationFailure:  # no such collection yet, or collStats not supported/allowed
+            return CollectionStats(name=name, count=count)
+        return CollectionStats(
+            name=name,
+            count=count,
+            size_bytes=_int_or_none(stats.get("size")),
+            storage_bytes=_int_or_none(stats.get("storageSize")),
+            index_bytes=_int_or_none(stats.get("totalIndexSize")),
+        )
+
+    @_on_home_loop
+    async def server_status(self) -> Document:
+        """Ping the server and describe the client.
+
+        Returns:
+            ``{"ping_ms": float, "server_version": str, "client": str, "pool": {...}}``; ``pool`` holds
+            ``max_pool_size`` and ``min_pool_size`` when the client exposes them.
+
+        Raises:
+            pymongo.errors.PyMongoError: the server cannot be reached.
+        """
+        port = self.runtime.port
+        started = time.perf_counter()
+        await port.command("admin", {"ping": 1})
+        ping_ms = (time.perf_counter() - started) * 1000
+        info = await port.command("admin", {"buildInfo": 1})
+        pool: Document = {}
+        pool_options = getattr(getattr(port.client, "options", None), "pool_options", None)
+        if pool_options is not None:
+            pool = {"max_pool_size": pool_options.max_pool_size, "min_pool_size": pool_options.min_pool_size}
+        return {
+            "ping_ms": round(ping_ms, 3),
+            "server_version": str(info.get("version", "unknown")),
+            "client": self.runtime.kind,
+            "pool": pool,
+        }
+
+    def _expected_indexes(self, metadata_fields: Sequence[str] | None) -> dict[str, list[Document]]:
+        fields = self.repository.metadata_fields if metadata_fields is None else validate_field_names(metadata_fields)
+        base = self.repository.collection_name
+        return {
+            base: [model.document for model in session_indexes(fields)],
+            base + codec.MESSAGES_SUFFIX: [model.document for model in message_indexes()],
+            base + codec.FEEDBACK_SUFFIX: [model.document for model in feedback_indexes()],
+        }
+
+    async def _existing_indexes(self, name: str) -> list[Document]:
+        database = self.repository.database_name
+        try:
+            reply = await self.runtime.port.command(database, {"listIndexes": name})
+        except OperationFailure as error:
+            if error.code == 26:  # NamespaceNotFound: no collection, so no index
+                return []
+            raise
+        cursor = reply["cursor"]
+        indexes: list[Document] = list(cursor.get("firstBatch") or [])
+        while cursor.get("id"):
+            reply = await self.runtime.port.command(database, {"getMore": cursor["id"], "collection": name})
+            cursor = reply["cursor"]
+            indexes.extend(cursor.get("nextBatch") or [])
+        return indexes
+
+    @_on_home_loop
+    async def verify_indexes(self, metadata_fields: Sequence[str] | None = None) -> list[IndexStatus]:
+        """Compare the indexes the library needs with those on the server.
+
+        Args:
+            metadata_fields: The metadata keys that should be indexed; defaults to the repository's.
+
+        Returns:
+            One entry per expected index (``present`` tells whether it exists), then one per extra
+            index found on the server (``expected=False``; the ``_id`` index is left out).
+        """
+        report: list[IndexStatus] = []
+        for name, expected in self._expected_indexes(metadata_fields).items():
+            existing = await self._existing_indexes(name)
+            matched: set[int] = set()
+            for wanted in expected:
+                keys, unique = _index_keys(wanted), bool(wanted.get("unique", False))
+                hit = next(
+                    (
+                        position
+                        for position, index in enumerate(existing)
+                        if _index_keys(index) == keys and bool(index.get("unique", False)) == unique
+                    ),
+                    None,
+                )
+                if hit is not None:
+                    matched.add(hit)
+                report.append(
+                    IndexStatus(name, str(wanted["name"]), keys, unique, expected=True, present=hit is not None)
+                )
+            for position, index in enumerate(existing):
+                if position not in matched and index.get("name") != "_id_":
+                    report.append(
+                        IndexStatus(
+                            name,
+                            str(index.get("name")),
+                            _index_keys(index),
+                            bool(index.get("unique", False)),
+                            expected=False,
+                            present=True,
+                        )
+                    )
+        return report
+
+    @_on_home_loop
+    async def create_indexes(self, metadata_fields: Sequence[str] | None = None) -> list[IndexStatus]:
+        """Create the indexes the library needs (existing ones are left alone), then verify them.
+
+        Args:
+            metadata_fields: The metadata keys to index; defaults to the repository's.
+
+        Returns:
+            The report of :meth:`verify_indexes` after creation.
+        """
+        fields = self.repository.metadata_fields if metadata_fields is None else validate_field_names(metadata_fields)
+        base = self.repository.collection_name
+        models = {
+            base: session_indexes(fields),
+            base + codec.MESSAGES_SUFFIX: message_indexes(),
+            base + codec.FEEDBACK_SUFFIX: feedback_indexes(),
+        }
+        for name, indexes in models.items():
+            if indexes:
+                await self.runtime.port.collection(self.repository.database_name, name).create_indexes(indexes)
+        return await self.verify_indexes(fields)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.repository!r})"
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value)
+
+
+class SessionCatalog:
+    """The blocking facade of :class:`AsyncSessionCatalog`: same methods, each blocking the calling thread.
+
+    Args:
+        repository: A :class:`MongoDBSessionRepository` (or its async core) whose namespace, client and
+            application scope the catalog uses.
+    """
+
+    def __init__(self, repository: MongoDBSessionRepository | AsyncMongoDBSessionRepository) -> None:
+        core = repository.core if isinstance(repository, MongoDBSessionRepository) else repository
+        self.core = AsyncSessionCatalog(core)
+
+    def list_sessions(
+        self,
+        *,
+        application_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        active_after: datetime | None = None,
+        active_before: datetime | None = None,
+        limit: int = _DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """One page of matching sessions; see :meth:`AsyncSessionCatalog.list_sessions`."""
+        return self.core.runtime.call(
+            self.core.list_sessions,
+            application_name=application_name,
+            metadata=metadata,
+            active_after=active_after,
+            active_before=active_before,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def count_sessions(
+        self,
+        *,
+        application_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        active_after: datetime | None = None,
+        active_before: datetime | None = None,
+    ) -> int:
+        """How many sessions match; see :meth:`AsyncSessionCatalog.count_sessions`."""
+        return self.core.runtime.call(
+            self.core.count_sessions,
+            application_name=application_name,
+            metadata=metadata,
+            active_after=active_after,
+            active_before=active_before,
+        )
+
+    def delete_sessions(
+        self,
+        *,
+        application_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        active_after: datetime | None = None,
+        active_before: datetime | None = None,
+    ) -> int:
+        """Delete matching sessions with their children; see :meth:`AsyncSessionCatalog.delete_sessions`."""
+        return self.core.runtime.call(
+            self.core.delete_sessions,
+            application_name=application_name,
+            metadata=metadata,
+            active_after=active_after,
+            active_before=active_before,
+        )
+
+    def get_session(self, session_id: str) -> SessionSummary | None:
+        """One session's summary, or None; see :meth:`AsyncSessionCatalog.get_session`."""
+        return self.core.runtime.call(self.core.get_session, session_id)
+
+    def read_session_document(self, session_id: str) -> Document | None:
+        """The whole stored session document, or None."""
+        return self.core.runtime.call(self.core.read_session_document, session_id)
+
+    def collection_stats(self) -> list[CollectionStats]:
+        """Counts and sizes of the namespace's collections."""
+        return self.core.runtime.call(self.core.collection_stats)
+
+    def server_status(self) -> Document:
+        """Ping the server and describe the client; see :meth:`AsyncSessionCatalog.server_status`."""
+        return self.core.runtime.call(self.core.server_status)
+
+    def verify_indexes(self, metadata_fields: Sequence[str] | None = None) -> list[IndexStatus]:
+        """Expected versus existing indexes; see :meth:`AsyncSessionCatalog.verify_indexes`."""
+        return self.core.runtime.call(self.core.verify_indexes, metadata_fields)
+
+    def create_indexes(self, metadata_fields: Sequence[str] | None = None) -> list[IndexStatus]:
+        """Create the library's indexes; see :meth:`AsyncSessionCatalog.create_indexes`."""
+        return self.core.runtime.call(self.core.create_indexes, metadata_fields)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.core.repository!r})"
