@@ -30,6 +30,7 @@ from .mongodb_session_factory import (
 )
 from .repository import AsyncMongoDBSessionRepository
 from .session_manager import MongoDBSessionManager
+from .storage import MongoDBStorage
 from .sync_repository import MongoDBSessionRepository
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "MongoDBSessionManager",
     "MongoDBSessionManagerFactory",
     "MongoDBSessionRepository",
+    "MongoDBStorage",
     "NotFoundError",
     "SessionCatalog",
     "SessionPage",
