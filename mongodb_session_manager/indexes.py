@@ -21,8 +21,15 @@ from .codec import FEEDBACK_SUFFIX, MESSAGES_SUFFIX
 MESSAGE_INDEX_NAME = "session_agent_message"
 
 _Key = tuple[str, str, tuple[str, ...]]
-_registry: weakref.WeakKeyDictionary[object, dict[_Key, concurrent.futures.Future[None]]] = weakref.WeakKeyDictionary()
+# Keyed by the client object's identity (PyMongo clients compare equal when they share hosts, so a
+# WeakKeyDictionary would merge distinct clients); an entry goes away with its client.
+_registry: dict[int, dict[_Key, concurrent.futures.Future[None]]] = {}
 _registry_lock = threading.Lock()
+
+
+def _forget(client_id: int) -> None:
+    with _registry_lock:
+        _registry.pop(client_id, None)
 
 
 def message_indexes() -> list[IndexModel]:
@@ -47,7 +54,10 @@ async def ensure_indexes(port: ClientPort, database: str, collection: str, metad
     """Create the library's indexes for this namespace unless this client already did."""
     key: _Key = (database, collection, tuple(sorted(metadata_fields)))
     with _registry_lock:
-        per_client = _registry.setdefault(port.client, {})
+        per_client = _registry.get(id(port.client))
+        if per_client is None:
+            per_client = _registry[id(port.client)] = {}
+            weakref.finalize(port.client, _forget, id(port.client))
         future = per_client.get(key)
         owner = future is None
         if future is None:
