@@ -11,6 +11,7 @@ from pymongo import AsyncMongoClient
 
 from ._driver import ClientPort, PyMongoAsyncClientPort, port_for
 from ._runtime import ClientRuntime
+from .errors import InvalidInputError
 
 DEFAULT_DATABASE = "database_name"
 DEFAULT_COLLECTION = "collection_name"
@@ -25,15 +26,27 @@ CLIENT_DEFAULTS: Mapping[str, Any] = {
     "appname": "mongodb-session-manager",
 }
 
-_USERINFO = re.compile(r"^(?P<scheme>mongodb(?:\+srv)?://)(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@")
+_SCHEME = re.compile(r"^mongodb(?:\+srv)?://", re.IGNORECASE)
+# Query options holding secrets: tlsCertificateKeyFilePassword (and any other *password* option), and
+# authMechanismProperties (e.g. AWS_SESSION_TOKEN:...).
+_SECRET_OPTION = re.compile(r"(?i)(?<=[?&])((?:[^=&]*password[^=&]*|authmechanismproperties)=)[^&]*")
 
 
 def mask_uri(uri: str) -> str:
-    """The connection string with its password replaced by ``***`` (user names are kept)."""
-    match = _USERINFO.match(uri)
-    if not match or match.group("password") is None:
-        return uri
-    return f"{match.group('scheme')}{match.group('user')}:***@{uri[match.end() :]}"
+    """The connection string with its password and secret options replaced by ``***`` (user names are kept).
+
+    The user information ends at the last ``@`` before the query, so a password that was not
+    percent-encoded (an invalid URI, which the driver rejects) is masked too.
+    """
+    scheme = _SCHEME.match(uri)
+    if scheme is not None:
+        rest = uri[scheme.end() :]
+        at = rest.split("?", 1)[0].rfind("@")
+        if at >= 0:
+            user, colon, _ = rest[:at].partition(":")
+            if colon:
+                uri = f"{scheme.group(0)}{user}:***{rest[at:]}"
+    return _SECRET_OPTION.sub(r"\1***", uri)
 
 
 def uri_options(uri: str) -> dict[str, str]:
@@ -82,7 +95,7 @@ def _as_int(value: object) -> int | None:
 
 def validate_connection_string(connection_string: object) -> str:
     if not isinstance(connection_string, str) or not connection_string.startswith(("mongodb://", "mongodb+srv://")):
-        raise ValueError("connection_string must be a 'mongodb://' or 'mongodb+srv://' URI")
+        raise InvalidInputError("connection_string must be a 'mongodb://' or 'mongodb+srv://' URI")
     return connection_string
 
 
@@ -102,5 +115,5 @@ def runtime_for(connection_string: str | None, client: Any, kwargs: Mapping[str,
     if client is not None:
         return ClientRuntime(port=port_for(client), name=name)
     if connection_string is None:
-        raise ValueError("either connection_string or client is required")
+        raise InvalidInputError("either connection_string or client is required")
     return ClientRuntime(owned_port_factory(connection_string, kwargs), name=name)

@@ -20,6 +20,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
+import pymongo
+
 from ._driver import ClientPort
 from .errors import ClosedError, WrongLoopError
 
@@ -27,6 +29,11 @@ logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# How long closing an owned client may wait for a server: PyMongo's close() first ends the client's
+# server sessions (best effort, errors ignored), which waits up to serverSelectionTimeoutMS (30 s by
+# default) for a server when none is reachable. Shutting down while MongoDB is down must not hang.
+CLOSE_SERVER_WAIT = 2.0
 
 
 class LoopThread:
@@ -91,6 +98,15 @@ class LoopThread:
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+async def _close_bounded(port: ClientPort) -> None:
+    """Close an owned client, waiting at most :data:`CLOSE_SERVER_WAIT` seconds for a server (or the
+    client's own server selection timeout, if shorter: a ``pymongo.timeout`` replaces it)."""
+    configured = getattr(getattr(port.client, "options", None), "server_selection_timeout", None)
+    wait = min(CLOSE_SERVER_WAIT, configured) if isinstance(configured, (int, float)) else CLOSE_SERVER_WAIT
+    with pymongo.timeout(wait):
+        await port.close()
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -217,9 +233,9 @@ class ClientRuntime:
             self._loop_thread = None
         if port is not None and self._port_factory is not None:
             if loop_thread is not None and loop_thread.is_alive():
-                await asyncio.wrap_future(loop_thread.submit(port.close()))
+                await asyncio.wrap_future(loop_thread.submit(_close_bounded(port)))
             else:
-                await port.close()
+                await _close_bounded(port)
         if loop_thread is not None:
             await asyncio.to_thread(loop_thread.stop)
 

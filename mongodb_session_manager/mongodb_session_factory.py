@@ -16,10 +16,10 @@ from . import connection_pool
 from ._clients import DEFAULT_COLLECTION, DEFAULT_DATABASE
 from ._driver import port_for
 from ._runtime import ClientRuntime
-from .errors import ClosedError
+from .errors import ClosedError, InvalidInputError
 from .repository import AsyncMongoDBSessionRepository
 from .session_manager import MongoDBSessionManager
-from .validation import validate_field_names, validate_name
+from .validation import validate_field_names, validate_id, validate_name
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class _FactoryCore:
             self._lease = connection_pool.acquire(connection_string, client_kwargs)
             self._runtime = self._lease.runtime
         else:
-            raise ValueError("MongoDBSessionManagerFactory needs a connection_string or a client")
+            raise InvalidInputError("MongoDBSessionManagerFactory needs a connection_string or a client")
         self._repositories: dict[tuple[Any, ...], AsyncMongoDBSessionRepository] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -74,11 +74,14 @@ class _FactoryCore:
         kwargs: dict[str, Any],
     ) -> MongoDBSessionManager:
         self._check_open()
+        application_name = kwargs.pop("application_name", None)
+        # Overrides are validated before they become a cache key (an unhashable value would raise a bare
+        # TypeError, and an empty name would silently mean the default).
         key = (
-            database_name or self.database_name,
-            collection_name or self.collection_name,
+            self.database_name if database_name is None else validate_name(database_name, "database_name"),
+            self.collection_name if collection_name is None else validate_name(collection_name, "collection_name"),
             tuple(self.metadata_fields if metadata_fields is None else validate_field_names(metadata_fields)),
-            kwargs.pop("application_name", None),
+            None if application_name is None else validate_id(application_name, "application"),
         )
         with self._lock:
             repository = self._repositories.get(key)

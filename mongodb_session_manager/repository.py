@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import bson
 from bson.errors import InvalidDocument
-from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, OperationFailure
 from strands.types.content import Message
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
@@ -52,6 +52,9 @@ _NO_ID = {"_id": 0}
 # Messages whose document would be larger than this go through GridFS (the BSON limit is 16 MiB).
 LARGE_MESSAGE_BYTES = 15 * 1024 * 1024
 
+# Attempts of an upsert of a session document that loses a creation race to another writer.
+_UPSERT_ATTEMPTS = 3
+
 
 def on_home_loop(method: F) -> F:
     """Run a repository coroutine on its client's home loop, whatever loop awaits it."""
@@ -63,18 +66,65 @@ def on_home_loop(method: F) -> F:
     return cast(F, wrapper)
 
 
+# Server errors for a write whose result would exceed the BSON limit (BSONObjectTooLarge and the
+# update/upsert variants). The server refuses the whole write: nothing is stored.
+_TOO_LARGE_CODES = frozenset({10334, 17419, 17420})
+BSON_LIMIT = 16 * 1024 * 1024
+
+
+def _bson_size(payload: object) -> int | None:
+    """The BSON size of what a write tried to store (a document or a list of them), if it encodes."""
+    try:
+        if isinstance(payload, Mapping):
+            return len(bson.encode(payload))
+        if isinstance(payload, (list, tuple)):
+            return sum(len(bson.encode(item)) for item in payload)
+    except Exception:  # only used to word an error message
+        return None
+    return None
+
+
 @contextlib.contextmanager
-def _storing(what: str, session_id: str) -> Iterator[None]:
-    """Turn the driver's client-side encoding errors (raised before anything is sent) into typed errors."""
+def _storing(what: str, session_id: str, payload: object = None) -> Iterator[None]:
+    """Turn the driver's client-side encoding errors (raised before anything is sent) and the server's
+    document-too-large refusals (nothing is written either) into typed errors.
+
+    ``payload`` is what the write tries to store; its BSON size is quoted in a too-large error.
+    """
     try:
         yield
     except DocumentTooLarge as error:
-        raise DocumentTooLargeError(
-            f"{what} of session {session_id!r} exceeds the 16 MiB BSON limit: {error}"
-        ) from error
+        raise DocumentTooLargeError(_too_large_message(what, session_id, payload, str(error))) from error
+    except OperationFailure as error:
+        if error.code not in _TOO_LARGE_CODES:
+            raise
+        raise DocumentTooLargeError(_too_large_message(what, session_id, payload, str(error))) from error
     except (InvalidDocument, OverflowError, UnicodeEncodeError) as error:
         # UnicodeEncodeError: a str holding a lone surrogate (e.g. from json.loads) has no UTF-8 form.
         raise UnstorableValueError(f"{what} of session {session_id!r} cannot be stored in BSON: {error}") from error
+
+
+def _encoded_size(what: str, session_id: str, payload: Mapping[str, Any]) -> int:
+    """The BSON size of ``payload``; :class:`UnstorableValueError` if it cannot be encoded at all.
+
+    Any exception counts: besides unsupported types, overflowing ints and lone surrogates, a hostile
+    value can fail in its own ``__repr__`` (which the encoder calls to word its error).
+    """
+    try:
+        return len(bson.encode(payload))
+    except Exception as error:
+        raise UnstorableValueError(
+            f"{what} of session {session_id!r} cannot be stored in BSON: {type(error).__name__}: {error}"
+        ) from error
+
+
+def _too_large_message(what: str, session_id: str, payload: object, reason: str) -> str:
+    size = _bson_size(payload)
+    sized = "" if size is None else f" ({size:,} bytes of BSON)"
+    return (
+        f"{what} of session {session_id!r}{sized} cannot be stored: the document would exceed MongoDB's "
+        f"16 MiB limit ({BSON_LIMIT:,} bytes); nothing was written ({reason})"
+    )
 
 
 class AsyncMongoDBSessionRepository:
@@ -157,13 +207,7 @@ class AsyncMongoDBSessionRepository:
 
         Returns the GridFS file id, or None when the message fits (the usual case).
         """
-        try:
-            size = len(bson.encode(document))
-        except (InvalidDocument, OverflowError, UnicodeEncodeError) as error:
-            raise UnstorableValueError(
-                f"message of agent {document['agent_id']!r} of session {document['session_id']!r} "
-                f"cannot be stored in BSON: {error}"
-            ) from error
+        size = _encoded_size(f"message of agent {document['agent_id']!r}", document["session_id"], document)
         if size <= LARGE_MESSAGE_BYTES:
             return None
         payload = bson.encode({"message": document["message"]})
@@ -187,6 +231,27 @@ class AsyncMongoDBSessionRepository:
     async def _session_exists(self, session_id: str) -> bool:
         return await self._sessions.find_one(self._session_filter(session_id), {"_id": 1}) is not None
 
+    async def _owns(self, session_id: str, verified: bool) -> bool:
+        """Whether this repository may read or write the session's messages and feedback.
+
+        Always without an ``application_name``. With one, only if the session exists under that name:
+        messages and feedback carry no application name of their own, so another application's
+        session must not be reachable through them. ``verified``: the caller already read the session
+        through this repository (the session manager does, when it loads an agent), which saves the check.
+        """
+        return verified or self.application_name is None or await self._session_exists(session_id)
+
+    def _not_owned(self, session_id: str) -> NotFoundError:
+        return NotFoundError(f"session {session_id!r} does not exist for application {self.application_name!r}")
+
+    def _fresh_session_fields(self, session_id: str) -> Document:
+        """``$setOnInsert`` fields of a session created by an upsert (``_id`` comes from the filter)."""
+        fresh = codec.session_document(Session(session_id=session_id, session_type=SessionType.AGENT))
+        del fresh["_id"]
+        if self.application_name is not None:
+            fresh["application_name"] = self.application_name
+        return fresh
+
     # -- sessions ---------------------------------------------------------------------------------
 
     @on_home_loop
@@ -198,7 +263,7 @@ class AsyncMongoDBSessionRepository:
             document["application_name"] = self.application_name
         await self._ready()
         try:
-            with _storing("session", session_id):
+            with _storing("session", session_id, document):
                 await self._sessions.insert_one(document)
         except DuplicateKeyError as error:
             raise AlreadyExistsError(f"session {session_id!r} already exists") from error
@@ -223,18 +288,36 @@ class AsyncMongoDBSessionRepository:
         await self._ready()
         if not create:
             return await self._sessions.find_one(self._session_filter(session_id)), False
-        fresh = codec.session_document(Session(session_id=session_id, session_type=SessionType.AGENT))
-        del fresh["_id"]
-        if self.application_name is not None:
-            fresh["application_name"] = self.application_name
-        try:
-            document = await self._sessions.find_one_and_upsert(
-                self._session_filter(session_id), {"$setOnInsert": fresh}
-            )
-        except DuplicateKeyError as error:
-            # Only possible when the id exists under another application_name.
-            raise AlreadyExistsError(f"session {session_id!r} belongs to another application") from error
-        return document, document.get("created_at") == fresh["created_at"]
+        fresh = self._fresh_session_fields(session_id)
+        for _ in range(_UPSERT_ATTEMPTS):
+            try:
+                document = await self._sessions.find_one_and_upsert(
+                    self._session_filter(session_id), {"$setOnInsert": fresh}
+                )
+            except DuplicateKeyError:
+                # Another writer inserted the session between this upsert's match and its insert, or the
+                # id belongs to another application. (Some servers answer such a lost race with no document.)
+                document = None
+            if document is not None:
+                return document, document.get("created_at") == fresh["created_at"]
+            document = await self._sessions.find_one(self._session_filter(session_id))
+            if document is not None:
+                return document, False
+            if await self._sessions.find_one({"_id": session_id}, {"_id": 1}) is not None:
+                raise AlreadyExistsError(f"session {session_id!r} belongs to another application")
+        raise ConcurrentModificationError(f"session {session_id!r} kept being created and deleted by other writers")
+
+    async def _upsert_session(self, session_id: str, update: Document) -> None:
+        """Update the session, creating it if missing (``update`` carries the ``$setOnInsert`` fields)."""
+        for attempt in range(_UPSERT_ATTEMPTS):
+            try:
+                await self._sessions.update_one(self._session_filter(session_id), update, upsert=True)
+                return
+            except DuplicateKeyError as error:
+                # Two upserts of a new session race: the loser's insert collides, and retrying updates the
+                # winner's document. A collision that persists means the id belongs to another application.
+                if attempt == _UPSERT_ATTEMPTS - 1:
+                    raise AlreadyExistsError(f"session {session_id!r} belongs to another application") from error
 
     @on_home_loop
     async def delete_session(self, session_id: str, **kwargs: Any) -> None:
@@ -260,10 +343,9 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         agent_id = validate_id(session_agent.agent_id, "agent")
         scope = {**self._session_filter(session_id), "agents.agent_id": {"$ne": agent_id}}
-        with _storing(f"agent {agent_id!r}", session_id):
-            result = await self._sessions.update_one(
-                scope, {"$push": {"agents": codec.agent_record(session_agent)}, "$set": _touch()}
-            )
+        record = codec.agent_record(session_agent)
+        with _storing(f"agent {agent_id!r}", session_id, record):
+            result = await self._sessions.update_one(scope, {"$push": {"agents": record}, "$set": _touch()})
         if result.matched_count == 0:
             if await self._session_exists(session_id):
                 raise AlreadyExistsError(f"agent {agent_id!r} already exists in session {session_id!r}")
@@ -305,7 +387,7 @@ class AsyncMongoDBSessionRepository:
         if expected_version is not None:
             # Records written before versioning have no version field: they count as version 0.
             match["version"] = expected_version if expected_version else {"$in": [0, None]}
-        with _storing(f"agent {agent_id!r}", session_id):
+        with _storing(f"agent {agent_id!r}", session_id, changes):
             result = await self._sessions.update_one(
                 {**self._session_filter(session_id), "agents": {"$elemMatch": match}},
                 {"$set": {**changes, **_touch()}, "$inc": {"agents.$.version": 1}},
@@ -323,14 +405,31 @@ class AsyncMongoDBSessionRepository:
 
     @on_home_loop
     async def create_message(
-        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+        self,
+        session_id: str,
+        agent_id: str,
+        session_message: SessionMessage,
+        *,
+        session_verified: bool = False,
+        **kwargs: Any,
     ) -> None:
         """Insert a message; raises :class:`DuplicateMessageError` if its id is already stored."""
-        await self.create_messages(session_id, agent_id, [session_message])
+        await self.create_messages(session_id, agent_id, [session_message], session_verified=session_verified)
 
     @on_home_loop
-    async def create_messages(self, session_id: str, agent_id: str, session_messages: Sequence[SessionMessage]) -> None:
-        """Insert several messages in one round trip (ordered; stops at the first duplicate)."""
+    async def create_messages(
+        self,
+        session_id: str,
+        agent_id: str,
+        session_messages: Sequence[SessionMessage],
+        *,
+        session_verified: bool = False,
+    ) -> None:
+        """Insert several messages in one round trip (ordered; stops at the first duplicate).
+
+        With an ``application_name``, the session must exist under it (:class:`NotFoundError` otherwise)
+        unless ``session_verified`` says the caller already read it through this repository.
+        """
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
         for message in session_messages:
@@ -339,9 +438,11 @@ class AsyncMongoDBSessionRepository:
             return
         documents = [codec.message_document(session_id, agent_id, message) for message in session_messages]
         await self._ready()
+        if not await self._owns(session_id, session_verified):
+            raise self._not_owned(session_id)
         blobs = [await self._offload_if_large(document) for document in documents]
         try:
-            with _storing(f"message of agent {agent_id!r}", session_id):
+            with _storing(f"message of agent {agent_id!r}", session_id, documents):
                 if len(documents) == 1:
                     await self._messages.insert_one(documents[0])
                 else:
@@ -369,10 +470,14 @@ class AsyncMongoDBSessionRepository:
                 document.pop("_id", None)  # insert_one adds it to our dict; keep callers' data clean
 
     @on_home_loop
-    async def last_message_id(self, session_id: str, agent_id: str) -> int | None:
+    async def last_message_id(self, session_id: str, agent_id: str, *, session_verified: bool = False) -> int | None:
         """The highest stored message id of the agent, or None (one indexed read)."""
+        validate_id(session_id, "session")
+        validate_id(agent_id, "agent")
+        if not await self._owns(session_id, session_verified):
+            return None
         documents = await self._messages.find(
-            {"session_id": validate_id(session_id, "session"), "agent_id": validate_id(agent_id, "agent")},
+            {"session_id": session_id, "agent_id": agent_id},
             sort=[("session_id", -1), ("agent_id", -1), ("message_id", -1)],
             limit=1,
             projection={"_id": 0, "message_id": 1},
@@ -384,19 +489,25 @@ class AsyncMongoDBSessionRepository:
         self, session_id: str, agent_id: str, message_id: int, **kwargs: Any
     ) -> SessionMessage | None:
         """The message, or None if it does not exist."""
-        document = await self._messages.find_one(
-            {
-                "session_id": validate_id(session_id, "session"),
-                "agent_id": validate_id(agent_id, "agent"),
-                "message_id": validate_message_id(message_id),
-            },
-            _NO_ID,
-        )
+        scope = {
+            "session_id": validate_id(session_id, "session"),
+            "agent_id": validate_id(agent_id, "agent"),
+            "message_id": validate_message_id(message_id),
+        }
+        if not await self._owns(session_id, False):
+            return None
+        document = await self._messages.find_one(scope, _NO_ID)
         return None if document is None else codec.message_from_document(await self._inflate(document))
 
     @on_home_loop
     async def update_message(
-        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+        self,
+        session_id: str,
+        agent_id: str,
+        session_message: SessionMessage,
+        *,
+        session_verified: bool = False,
+        **kwargs: Any,
     ) -> None:
         """Replace a message's content and redaction; keeps ``created_at``. Raises if it is missing."""
         validate_id(session_id, "session")
@@ -410,11 +521,13 @@ class AsyncMongoDBSessionRepository:
             "redact_message": session_message.redact_message,
             "updated_at": codec.iso_now(),
         }
+        if not await self._owns(session_id, session_verified):
+            raise self._not_owned(session_id)
         blob_id = await self._offload_if_large(changes)
         update: Document = (
             {"$set": changes} if blob_id is not None else {"$set": changes, "$unset": {"message_blob": ""}}
         )
-        with _storing(f"message {message_id} of agent {agent_id!r}", session_id):
+        with _storing(f"message {message_id} of agent {agent_id!r}", session_id, changes):
             result = await self._messages.update_one(
                 {"session_id": session_id, "agent_id": agent_id, "message_id": message_id}, update
             )
@@ -422,12 +535,22 @@ class AsyncMongoDBSessionRepository:
             raise NotFoundError(f"message {message_id} of agent {agent_id!r} in session {session_id!r} does not exist")
 
     @on_home_loop
-    async def redact_message(self, session_id: str, agent_id: str, message_id: int, redact_message: Message) -> None:
+    async def redact_message(
+        self,
+        session_id: str,
+        agent_id: str,
+        message_id: int,
+        redact_message: Message,
+        *,
+        session_verified: bool = False,
+    ) -> None:
         """Set a message's ``redact_message`` only, keeping the originally stored content."""
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
         validate_message_id(message_id)
-        with _storing(f"message {message_id} of agent {agent_id!r}", session_id):
+        if not await self._owns(session_id, session_verified):
+            raise self._not_owned(session_id)
+        with _storing(f"message {message_id} of agent {agent_id!r}", session_id, {"redact_message": redact_message}):
             result = await self._messages.update_one(
                 {"session_id": session_id, "agent_id": agent_id, "message_id": message_id},
                 {"$set": {"redact_message": redact_message, "updated_at": codec.iso_now()}},
@@ -437,16 +560,23 @@ class AsyncMongoDBSessionRepository:
 
     @on_home_loop
     async def list_messages(
-        self, session_id: str, agent_id: str, limit: int | None = None, offset: int = 0, **kwargs: Any
+        self,
+        session_id: str,
+        agent_id: str,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        session_verified: bool = False,
+        **kwargs: Any,
     ) -> list[SessionMessage]:
         """Messages in id order, skipping ``offset`` and returning at most ``limit``; one round trip."""
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise InvalidInputError(f"limit must be None or a non-negative int, got {limit!r}")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidInputError(f"offset must be a non-negative int, got {offset!r}")
-        if limit == 0:
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit < 2**63):
+            raise InvalidInputError(f"limit must be None or a non-negative int below 2**63, got {limit!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**63:
+            raise InvalidInputError(f"offset must be a non-negative int below 2**63, got {offset!r}")
+        if limit == 0 or not await self._owns(session_id, session_verified):
             return []
         documents = await self._messages.find(
             {"session_id": session_id, "agent_id": agent_id},
@@ -460,9 +590,10 @@ class AsyncMongoDBSessionRepository:
     @on_home_loop
     async def count_messages(self, session_id: str, agent_id: str) -> int:
         """How many messages are stored for this agent."""
-        return await self._messages.count_documents(
-            {"session_id": validate_id(session_id, "session"), "agent_id": validate_id(agent_id, "agent")}
-        )
+        scope = {"session_id": validate_id(session_id, "session"), "agent_id": validate_id(agent_id, "agent")}
+        if not await self._owns(session_id, False):
+            return 0
+        return await self._messages.count_documents(scope)
 
     # -- multi-agent ------------------------------------------------------------------------------
 
@@ -473,7 +604,7 @@ class AsyncMongoDBSessionRepository:
         multi_agent_id = validate_id(multi_agent.id, "multi-agent")
         record = codec.multi_agent_record(multi_agent_id, multi_agent.serialize_state())
         scope = {**self._session_filter(session_id), "multi_agents.multi_agent_id": {"$ne": multi_agent_id}}
-        with _storing(f"multi-agent {multi_agent_id!r}", session_id):
+        with _storing(f"multi-agent {multi_agent_id!r}", session_id, record):
             result = await self._sessions.update_one(scope, {"$push": {"multi_agents": record}, "$set": _touch()})
         if result.matched_count == 0:
             if await self._session_exists(session_id):
@@ -497,7 +628,7 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         multi_agent_id = validate_id(multi_agent.id, "multi-agent")
         state = multi_agent.serialize_state()
-        with _storing(f"multi-agent {multi_agent_id!r}", session_id):
+        with _storing(f"multi-agent {multi_agent_id!r}", session_id, {"state": state}):
             result = await self._sessions.update_one(
                 {**self._session_filter(session_id), "multi_agents.multi_agent_id": multi_agent_id},
                 {"$set": {"multi_agents.$.state": state, "multi_agents.$.updated_at": codec.iso_now(), **_touch()}},
@@ -514,21 +645,13 @@ class AsyncMongoDBSessionRepository:
         paths = flatten_metadata_update(metadata)
         if not paths:
             return
-        fresh = codec.session_document(Session(session_id=session_id, session_type=SessionType.AGENT))
-        for field in ("_id", "metadata", "last_activity_at"):
+        _encoded_size("metadata", session_id, paths)  # every value checked before anything is written
+        fresh = self._fresh_session_fields(session_id)
+        for field in ("metadata", "last_activity_at"):
             del fresh[field]
-        if self.application_name is not None:
-            fresh["application_name"] = self.application_name
         await self._ready()
-        try:
-            with _storing("metadata", session_id):
-                await self._sessions.update_one(
-                    self._session_filter(session_id),
-                    {"$set": {**paths, **_touch()}, "$setOnInsert": fresh},
-                    upsert=True,
-                )
-        except DuplicateKeyError as error:
-            raise AlreadyExistsError(f"session {session_id!r} belongs to another application") from error
+        with _storing("metadata", session_id, paths):
+            await self._upsert_session(session_id, {"$set": {**paths, **_touch()}, "$setOnInsert": fresh})
 
     @on_home_loop
     async def get_metadata(self, session_id: str) -> Document:
@@ -556,16 +679,24 @@ class AsyncMongoDBSessionRepository:
         if not isinstance(feedback, Mapping):
             raise InvalidInputError(f"feedback must be a dict, got {type(feedback).__name__}")
         _check_nested_keys(feedback, 0)
+        document = codec.feedback_document(session_id, dict(feedback))
+        if _encoded_size("feedback", session_id, document) > BSON_LIMIT:
+            raise DocumentTooLargeError(_too_large_message("feedback", session_id, feedback, "refused before writing"))
         await self._ready()
-        with _storing("feedback", session_id):
-            await self._feedback.insert_one(codec.feedback_document(session_id, dict(feedback)))
+        if self.application_name is not None:
+            # Feedback carries no application name: anchor it to a session of this application (created
+            # if missing, like update_metadata does).
+            await self._upsert_session(session_id, {"$setOnInsert": self._fresh_session_fields(session_id)})
+        with _storing("feedback", session_id, feedback):
+            await self._feedback.insert_one(document)
 
     @on_home_loop
     async def get_feedbacks(self, session_id: str) -> list[Document]:
         """The session's feedback, oldest first."""
-        documents = await self._feedback.find(
-            {"session_id": validate_id(session_id, "session")}, sort=[("created_at", 1), ("_id", 1)]
-        )
+        validate_id(session_id, "session")
+        if not await self._owns(session_id, False):
+            return []
+        documents = await self._feedback.find({"session_id": session_id}, sort=[("created_at", 1), ("_id", 1)])
         return [codec.feedback_from_document(document) for document in documents]
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -205,7 +205,9 @@ class MongoDBSessionManager(SessionManager):
             # The conversation manager's own count of removed messages is the usual restore offset.
             offset = (record.get("conversation_manager_state") or {}).get("removed_message_count", 0)
             offset = offset if isinstance(offset, int) and offset >= 0 else 0
-            listed = await self.repository.list_messages(self.session_id, agent_id, offset=offset)
+            listed = await self.repository.list_messages(
+                self.session_id, agent_id, offset=offset, session_verified=True
+            )
             self._preloaded[agent_id] = _Preloaded(offset, listed)
 
     # -- agents -----------------------------------------------------------------------------------
@@ -240,17 +242,19 @@ class MongoDBSessionManager(SessionManager):
                 # Another writer created this agent since the session was read: restore theirs.
                 record = await self._reload_agent_record(agent.agent_id)
         offset, prepend = self._restore_agent_state(agent, record)
-        listed = await self.repository.list_messages(self.session_id, agent.agent_id, offset=offset)
+        listed = await self.repository.list_messages(
+            self.session_id, agent.agent_id, offset=offset, session_verified=True
+        )
         self._restore_messages(agent, prepend, offset, listed, _version(record))
 
     def _initialize_without_io(self, agent: LocalAgent) -> bool:
         """Handle a repeated initialize, or a restore from preloaded data; False if I/O is needed."""
-        tracking = self._agents.get(agent.agent_id)
+        # Validated first: an unhashable id would otherwise fail the lookup with a bare TypeError.
+        tracking = self._agents.get(validate_id(agent.agent_id, "agent"))
         if tracking is not None:
             if tracking.agent is agent:
                 return True
             raise SessionException(f"agent_id {agent.agent_id!r} is already used by another agent in this session")
-        validate_id(agent.agent_id, "agent")
         if self._session_document is None:
             return False
         record = codec.find_record(self._session_document.get("agents"), "agent_id", agent.agent_id)
@@ -258,7 +262,8 @@ class MongoDBSessionManager(SessionManager):
             if not self._preloaded_session:
                 return False
             # Preloaded session without this agent: record it on its first write, not now (no I/O here).
-            self._agents[agent.agent_id] = _AgentTracking(agent, pending_create=True)
+            # ``synced`` remembers the agent as it was created, to tell whether it changed before that write.
+            self._agents[agent.agent_id] = _AgentTracking(agent, pending_create=True, synced=_sync_marker(agent))
             return True
         preloaded = self._preloaded.pop(agent.agent_id, None)
         if preloaded is None:
@@ -276,7 +281,7 @@ class MongoDBSessionManager(SessionManager):
         await self.repository.create_agent(self.session_id, session_agent)
         initial = agent.messages if messages is None else messages
         existing = [SessionMessage.from_message(message, index) for index, message in enumerate(initial)]
-        await self.repository.create_messages(self.session_id, agent.agent_id, existing)
+        await self.repository.create_messages(self.session_id, agent.agent_id, existing, session_verified=True)
         tracking = _AgentTracking(agent, latest=existing[-1] if existing else None, held=existing)
         tracking.synced = _sync_marker(agent)
         self._agents[agent.agent_id] = tracking
@@ -299,8 +304,18 @@ class MongoDBSessionManager(SessionManager):
             try:
                 await self._create_agent(agent, list(initial))
             except AlreadyExistsError:
-                # Another writer created it first: continue as a second writer of that agent.
+                # Another writer created it first: restore its state and continue as a second writer of that
+                # agent, as initialize does. If this agent's state changed since it was created, that change
+                # was based on no stored record: refuse rather than overwrite the other writer's state.
                 record = await self._reload_agent_record(agent.agent_id)
+                if tracking.synced is not None and _sync_marker(agent) != tracking.synced:
+                    raise ConcurrentModificationError(
+                        f"agent {agent.agent_id!r} in session {self.session_id!r} was created by another writer "
+                        "while this one changed its state; nothing was overwritten"
+                    ) from None
+                session_agent = codec.agent_from_record(record)
+                agent.state = AgentState(session_agent.state)
+                session_agent.initialize_internal_state(agent)
                 tracking.pending_create = False
                 tracking.version = _version(record)
                 tracking.synced = _sync_marker(agent)
@@ -343,7 +358,7 @@ class MongoDBSessionManager(SessionManager):
             self._session_document.setdefault("agents", []).append(record)
 
     def _tracking(self, agent: LocalAgent) -> _AgentTracking:
-        tracking = self._agents.get(agent.agent_id)
+        tracking = self._agents.get(validate_id(agent.agent_id, "agent"))
         if tracking is None:
             raise SessionException(f"agent {agent.agent_id!r} was not initialized with this session manager")
         return tracking
@@ -362,12 +377,14 @@ class MongoDBSessionManager(SessionManager):
         session_message = SessionMessage.from_message(message, tracking.next_message_id)
         for _ in range(_MAX_RENUMBERING):
             try:
-                await self.repository.create_message(self.session_id, agent.agent_id, session_message)
+                await self.repository.create_message(
+                    self.session_id, agent.agent_id, session_message, session_verified=True
+                )
                 break
             except DuplicateMessageError:
                 # Another writer (process or task) stored a message under this id. Strands numbers
                 # messages in memory, so renumber after the highest stored id; never overwrite.
-                last = await self.repository.last_message_id(self.session_id, agent.agent_id)
+                last = await self.repository.last_message_id(self.session_id, agent.agent_id, session_verified=True)
                 renumbered = 0 if last is None else last + 1
                 logger.warning(
                     "session_id=<%s> | agent_id=<%s> | message id %d taken by another writer, storing as %d",
@@ -407,7 +424,9 @@ class MongoDBSessionManager(SessionManager):
         ]
         for record in records:
             record.redact_message = redact_message
-            await self.repository.redact_message(self.session_id, agent.agent_id, record.message_id, redact_message)
+            await self.repository.redact_message(
+                self.session_id, agent.agent_id, record.message_id, redact_message, session_verified=True
+            )
 
     async def update_streamed_message_async(self, tracking_id: str, message: Message, agent: LocalAgent) -> None:
         """Store the final content of a message Strands replaced after appending it."""
@@ -415,7 +434,7 @@ class MongoDBSessionManager(SessionManager):
         for record in reversed(tracking.held):
             if record.message.get("tracking_id") == tracking_id:
                 record.message = message
-                await self.repository.update_message(self.session_id, agent.agent_id, record)
+                await self.repository.update_message(self.session_id, agent.agent_id, record, session_verified=True)
                 return
 
     def sync_agent(self, agent: LocalAgent, **kwargs: Any) -> None:

@@ -16,7 +16,12 @@ MAX_METADATA_DEPTH = 32
 
 
 def _shorten(value: object) -> str:
-    text = repr(value)
+    if isinstance(value, str) and len(value) > 80:
+        value = value[:80]  # a 10 MB id is not copied into an error message
+    try:
+        text = repr(value)
+    except Exception:  # a hostile object must still get the typed error, not its own
+        text = f"<{type(value).__name__} object>"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
