@@ -28,8 +28,9 @@ _registry_lock = threading.Lock()
 
 
 def _forget(client_id: int) -> None:
-    with _registry_lock:
-        _registry.pop(client_id, None)
+    # Runs from a weakref finalizer, possibly inside a garbage collection triggered while this thread
+    # holds _registry_lock: taking the lock here could deadlock. dict.pop is atomic on its own.
+    _registry.pop(client_id, None)
 
 
 def message_indexes() -> list[IndexModel]:

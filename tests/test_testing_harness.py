@@ -144,13 +144,13 @@ def test_session_fixtures(mongodb_uri: str, local_server: LocalMongoServer | Non
     assert len(db_name.encode()) <= 63
 
 
-def test_db_name_is_sanitized_and_bounded() -> None:
-    from conftest import unique_db_name
-
-    name = unique_db_name("test_x[param/with.dots and $ spaces-" + "é" * 80 + "]")
-    assert len(name.encode()) <= 63
-    assert all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in name)
-    assert unique_db_name("same") != unique_db_name("same")
+@pytest.mark.parametrize("awkward", ["param/with.dots and $ spaces-" + "é" * 80], ids=lambda value: value)
+def test_db_name_is_sanitized_and_bounded(awkward: str, db_name: str, request: pytest.FixtureRequest) -> None:
+    # The test's own node name carries the awkward parameter; the fixture's name must stay valid.
+    assert "param/with.dots and $ spaces-" in request.node.name
+    assert len(db_name.encode()) <= 63
+    assert all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in db_name)
+    assert db_name.startswith("t_test_db_name_is_sanitized_and_bounded_param_")
 
 
 @pytest.mark.anyio
