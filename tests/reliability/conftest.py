@@ -22,16 +22,3 @@ def collect_abandoned_sockets() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
-
-
-@pytest.fixture(autouse=True)
-def _collect_dead_clients() -> Iterator[None]:
-    """Collect the clients a test dropped at its end, on this thread.
-
-    Works around a deadlock in ``indexes.py`` (reported in docs/reliability.md): the finalizer of a
-    garbage-collected client takes the index registry's lock, and a collection triggered on the loop
-    thread while that thread holds the lock (creating indexes) never returns. Collecting dead
-    clients between tests, outside that lock, makes it unlikely in this suite; it does not fix it.
-    """
-    yield
-    gc.collect()

@@ -84,7 +84,8 @@ def fails_fast(call: Callable[[], Any]) -> ConnectionFailure:
 
 def test_calls_fail_fast_while_the_server_is_down_and_work_again_after_restart(server: LocalMongoServer) -> None:
     factory = make_factory(server, "down_and_up")
-    bystander = make_factory(server, "down_and_up_closed")  # closed while the server is down
+    # Closed while the server is down, with PyMongo's default 30 s server selection timeout.
+    bystander = MongoDBSessionManagerFactory(uri_of(server), database_name="down_and_up_closed")
     try:
         manager = factory.create_session_manager("s")
         agent = Agent(model=ScriptedModel(["before", "after"]), session_manager=manager, callback_handler=None)
