@@ -24,7 +24,7 @@ EXTRA_MODULES: dict[str, list[str]] = {
         "SessionFactoryDep",
         "SessionManagerDep",
     ],
-    "mongodb_session_manager.testing": ["LocalMongoServer", "server_uri_from_env_or_start"],
+    "mongodb_session_manager.testing": ["LocalMongoServer", "server_uri_from_env_or_start", "CommandRecorder"],
     "mongodb_session_manager.scripted_model": ["ScriptedModel", "text", "tool_call", "redact"],
 }
 

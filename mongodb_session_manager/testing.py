@@ -45,18 +45,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import quote_plus
 
-from pymongo import MongoClient
+from pymongo import MongoClient, monitoring
 from pymongo.errors import OperationFailure, PyMongoError
 
 __all__ = [
     "DEFAULT_USER_ROLES",
     "SERVER_EXECUTABLE",
+    "CommandRecorder",
     "LocalMongoServer",
     "find_server_executable",
     "running_servers",
@@ -568,3 +569,40 @@ def server_uri_from_env_or_start(
         startup_timeout=startup_timeout,
     )
     return server.start(), server
+
+
+class CommandRecorder(monitoring.CommandListener):
+    """Records the commands a client sends, to count round trips.
+
+    Pass it in the client options (``event_listeners=[recorder]``, e.g. to a factory). Server
+    monitoring heartbeats are not commands and are not recorded. ``only`` limits the recording to
+    some command names (e.g. ``{"find", "insert", "update"}``). Thread-safe.
+    """
+
+    def __init__(self, only: Collection[str] | None = None) -> None:
+        self._only = None if only is None else frozenset(only)
+        self._lock = threading.Lock()
+        self.commands: list[dict[str, Any]] = []
+
+    @property
+    def names(self) -> list[str]:
+        """The names of the recorded commands, in order."""
+        with self._lock:
+            return [next(iter(command)) for command in self.commands]
+
+    def take(self) -> list[str]:
+        """The names recorded so far, forgetting them."""
+        with self._lock:
+            commands, self.commands = self.commands, []
+        return [next(iter(command)) for command in commands]
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self._only is None or event.command_name in self._only:
+            with self._lock:
+                self.commands.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass

@@ -6,17 +6,16 @@ Counts are exact and stable, unlike timings. Only data commands are counted; ser
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
-from pymongo import monitoring
 from strands import Agent, tool
 from strands.types.content import Message
 from strands.types.session import SessionMessage
 
 from mongodb_session_manager import AsyncMongoDBSessionManagerFactory, MongoDBSessionManagerFactory
 from mongodb_session_manager.scripted_model import ScriptedModel, tool_call
+from mongodb_session_manager.testing import CommandRecorder
 
 COUNTED = {
     "find",
@@ -33,28 +32,6 @@ COUNTED = {
 }
 
 
-class CommandLog(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.names: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in COUNTED:
-            with self._lock:
-                self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def take(self) -> list[str]:
-        with self._lock:
-            names, self.names = self.names, []
-        return names
-
-
 @tool
 def lookup(order_id: str) -> str:
     """Look up an order.
@@ -66,12 +43,12 @@ def lookup(order_id: str) -> str:
 
 
 @pytest.fixture
-def commands() -> CommandLog:
-    return CommandLog()
+def commands() -> CommandRecorder:
+    return CommandRecorder(only=COUNTED)
 
 
 @pytest.fixture
-def factory(mongodb_uri: str, db_name: str, commands: CommandLog) -> Iterator[MongoDBSessionManagerFactory]:
+def factory(mongodb_uri: str, db_name: str, commands: CommandRecorder) -> Iterator[MongoDBSessionManagerFactory]:
     factory = MongoDBSessionManagerFactory(
         mongodb_uri, database_name=db_name, collection_name="sessions", event_listeners=[commands]
     )
@@ -133,7 +110,7 @@ def seed_long_conversation(factory: MongoDBSessionManagerFactory, session_id: st
 
 
 def test_creating_a_manager_costs_nothing_and_indexes_are_created_once(
-    factory: MongoDBSessionManagerFactory, commands: CommandLog
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
 ) -> None:
     first = factory.create_session_manager("first")
     assert commands.take() == []
@@ -153,7 +130,7 @@ def test_creating_a_manager_costs_nothing_and_indexes_are_created_once(
 
 
 def test_restoring_1000_messages_costs_two_round_trips(
-    factory: MongoDBSessionManagerFactory, commands: CommandLog
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
 ) -> None:
     messages = seed_long_conversation(factory, "long", 1000)
     commands.take()
@@ -166,7 +143,7 @@ def test_restoring_1000_messages_costs_two_round_trips(
     assert agent.messages == messages
 
 
-def test_plain_text_turn_is_two_inserts(factory: MongoDBSessionManagerFactory, commands: CommandLog) -> None:
+def test_plain_text_turn_is_two_inserts(factory: MongoDBSessionManagerFactory, commands: CommandRecorder) -> None:
     seed_long_conversation(factory, "turns", 10)
     agent = Agent(
         model=ScriptedModel(["First answer.", "Second answer."]),
@@ -181,7 +158,9 @@ def test_plain_text_turn_is_two_inserts(factory: MongoDBSessionManagerFactory, c
     assert commands.take() == ["insert", "insert"]
 
 
-def test_tool_turn_costs_at_most_five_commands(factory: MongoDBSessionManagerFactory, commands: CommandLog) -> None:
+def test_tool_turn_costs_at_most_five_commands(
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
+) -> None:
     agent = Agent(
         model=ScriptedModel([tool_call("lookup", {"order_id": "42"}), "Order 42 has shipped."]),
         tools=[lookup],
@@ -196,7 +175,7 @@ def test_tool_turn_costs_at_most_five_commands(factory: MongoDBSessionManagerFac
 
 
 def test_manager_for_an_existing_session_restores_in_two_round_trips(
-    factory: MongoDBSessionManagerFactory, commands: CommandLog
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
 ) -> None:
     manager = factory.create_session_manager("existing")
     agent = Agent(model=ScriptedModel(["hi"]), session_manager=manager, callback_handler=None)
@@ -213,7 +192,7 @@ def test_manager_for_an_existing_session_restores_in_two_round_trips(
 
 @pytest.mark.anyio
 async def test_preloaded_manager_constructs_the_agent_without_any_command(mongodb_uri: str, db_name: str) -> None:
-    commands = CommandLog()
+    commands = CommandRecorder(only=COUNTED)
     async with AsyncMongoDBSessionManagerFactory(
         mongodb_uri, database_name=db_name, collection_name="sessions", event_listeners=[commands]
     ) as factory:

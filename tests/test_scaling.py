@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import monitoring
 from pymongo.read_preferences import SecondaryPreferred
 from strands import Agent, tool
 
 from mongodb_session_manager import MongoDBSessionManagerFactory
 from mongodb_session_manager.scripted_model import ScriptedModel, redact, tool_call
+from mongodb_session_manager.testing import CommandRecorder
 
 COLLECTION = "sessions"
 SESSION = "shard-key-session"
@@ -28,20 +28,6 @@ def lookup(order_id: str) -> str:
         order_id: The order number.
     """
     return f"order {order_id}: shipped"
-
-
-class Recorder(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.commands: list[dict[str, Any]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append(dict(event.command))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 def _filters(command: dict[str, Any]) -> list[dict[str, Any]]:
@@ -59,7 +45,7 @@ def _filters(command: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_every_session_command_targets_the_session(mongodb_uri: str, db_name: str) -> None:
-    recorder = Recorder()
+    recorder = CommandRecorder()
     factory = MongoDBSessionManagerFactory(
         mongodb_uri, database_name=db_name, collection_name=COLLECTION, event_listeners=[recorder]
     )

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 from strands import Agent, tool
 from strands.agent.conversation_manager import SlidingWindowConversationManager
 from strands.types.exceptions import SessionException
@@ -26,33 +25,11 @@ from mongodb_session_manager import (
     MongoDBSessionManagerFactory,
 )
 from mongodb_session_manager.scripted_model import ScriptedModel, redact, tool_call
+from mongodb_session_manager.testing import CommandRecorder
 
 COLLECTION = "sessions"
 SCRIPTS = Path(__file__).parent / "scripts"
 WRITES = {"insert", "update", "findAndModify", "delete"}
-
-
-class CommandLog(monitoring.CommandListener):
-    """Names of the commands a client sent (monitoring heartbeats are not commands)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.names: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        with self._lock:
-            self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def take(self) -> list[str]:
-        with self._lock:
-            names, self.names = self.names, []
-        return names
 
 
 @tool
@@ -67,12 +44,12 @@ def add(a: int, b: int) -> int:
 
 
 @pytest.fixture
-def commands() -> CommandLog:
-    return CommandLog()
+def commands() -> CommandRecorder:
+    return CommandRecorder()
 
 
 @pytest.fixture
-def factory(mongodb_uri: str, db_name: str, commands: CommandLog) -> Iterator[MongoDBSessionManagerFactory]:
+def factory(mongodb_uri: str, db_name: str, commands: CommandRecorder) -> Iterator[MongoDBSessionManagerFactory]:
     factory = MongoDBSessionManagerFactory(
         mongodb_uri, database_name=db_name, collection_name=COLLECTION, event_listeners=[commands]
     )
@@ -230,7 +207,7 @@ def test_two_agents_in_one_session_are_kept_apart(factory: MongoDBSessionManager
 
 
 def test_repeated_initialize_is_a_no_op_and_a_second_agent_object_is_rejected(
-    factory: MongoDBSessionManagerFactory, commands: CommandLog
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
 ) -> None:
     manager = factory.create_session_manager("init")
     agent = Agent(model=ScriptedModel(["hi"]), session_manager=manager, callback_handler=None)
@@ -252,7 +229,7 @@ def test_repeated_initialize_is_a_no_op_and_a_second_agent_object_is_rejected(
 
 @pytest.mark.anyio
 async def test_repeated_initialize_async_is_a_no_op(
-    factory: MongoDBSessionManagerFactory, commands: CommandLog
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
 ) -> None:
     manager = factory.create_session_manager("init-async")
     agent = Agent(model=ScriptedModel(["hi"]), session_manager=manager, callback_handler=None)
@@ -264,7 +241,7 @@ async def test_repeated_initialize_async_is_a_no_op(
 
 
 def test_agent_state_is_written_only_when_it_changed(
-    factory: MongoDBSessionManagerFactory, commands: CommandLog
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
 ) -> None:
     manager = factory.create_session_manager("state")
     agent = Agent(model=ScriptedModel(["one", "two", "three"]), session_manager=manager, callback_handler=None)
@@ -329,7 +306,7 @@ def test_metadata_update_get_delete_with_nested_merge(factory: MongoDBSessionMan
     ids=["dollar", "dot", "nul", "nested-dollar", "nested-dot", "in-list"],
 )
 def test_unsafe_metadata_keys_are_rejected_and_nothing_is_written(
-    factory: MongoDBSessionManagerFactory, commands: CommandLog, metadata: dict[str, Any]
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder, metadata: dict[str, Any]
 ) -> None:
     manager = factory.create_session_manager("unsafe")
     manager.update_metadata({"kept": True})
@@ -341,7 +318,9 @@ def test_unsafe_metadata_keys_are_rejected_and_nothing_is_written(
     assert manager.get_metadata() == {"kept": True}
 
 
-def test_unsafe_metadata_delete_keys_are_rejected(factory: MongoDBSessionManagerFactory, commands: CommandLog) -> None:
+def test_unsafe_metadata_delete_keys_are_rejected(
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
+) -> None:
     manager = factory.create_session_manager("unsafe-delete")
     manager.update_metadata({"kept": True})
     commands.take()
