@@ -18,6 +18,7 @@ from .errors import (
     InvalidMetadataError,
     MongoDBSessionError,
     NotFoundError,
+    SessionExpiredError,
     UnstorableValueError,
     WrongLoopError,
 )
@@ -29,6 +30,7 @@ from .mongodb_session_factory import (
     initialize_global_factory,
 )
 from .repository import AsyncMongoDBSessionRepository
+from .retention import Retention
 from .session_manager import MongoDBSessionManager
 from .storage import MongoDBStorage
 from .sync_repository import MongoDBSessionRepository
@@ -52,7 +54,9 @@ __all__ = [
     "MongoDBSessionRepository",
     "MongoDBStorage",
     "NotFoundError",
+    "Retention",
     "SessionCatalog",
+    "SessionExpiredError",
     "SessionPage",
     "SessionSummary",
     "UnstorableValueError",

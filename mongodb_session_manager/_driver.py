@@ -57,6 +57,10 @@ class CollectionPort(Protocol):
 
     async def update_one(self, filter: Filter, update: Mapping[str, Any], *, upsert: bool = False) -> UpdateResult: ...
 
+    async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> int:
+        """Returns how many documents matched."""
+        ...
+
     async def delete_many(self, filter: Filter) -> int: ...
 
     async def count_documents(self, filter: Filter) -> int: ...
@@ -131,6 +135,10 @@ class _AwaitableCollection:
         result: UpdateResult = await self._collection.update_one(filter, update, upsert=upsert)
         return result
 
+    async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> int:
+        result: UpdateResult = await self._collection.update_many(filter, update)
+        return result.matched_count
+
     async def delete_many(self, filter: Filter) -> int:
         result = await self._collection.delete_many(filter)
         return int(result.deleted_count)
@@ -202,6 +210,10 @@ class _ThreadedCollection:
     async def update_one(self, filter: Filter, update: Mapping[str, Any], *, upsert: bool = False) -> UpdateResult:
         result: UpdateResult = await self._in_thread(self._collection.update_one, filter, update, upsert=upsert)
         return result
+
+    async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> int:
+        result: UpdateResult = await self._in_thread(self._collection.update_many, filter, update)
+        return result.matched_count
 
     async def delete_many(self, filter: Filter) -> int:
         result = await self._in_thread(self._collection.delete_many, filter)

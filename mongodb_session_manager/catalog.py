@@ -36,12 +36,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar, cast
 
+from pymongo import IndexModel
 from pymongo.errors import OperationFailure
 
 from . import codec
 from .errors import InvalidInputError, InvalidMetadataError
 from .indexes import feedback_indexes, message_indexes, session_indexes
 from .repository import AsyncMongoDBSessionRepository
+from .retention import EXPIRES_AT, expired, live
 from .sync_repository import MongoDBSessionRepository
 from .validation import validate_field_names, validate_id, validate_metadata_key
 
@@ -50,6 +52,7 @@ __all__ = [
     "AsyncSessionCatalog",
     "CollectionStats",
     "IndexStatus",
+    "PurgeReport",
     "SessionCatalog",
     "SessionPage",
     "SessionSummary",
@@ -80,6 +83,7 @@ _SUMMARY_PROJECTION: Mapping[str, Any] = {
     "last_activity_at": 1,
     "metadata": 1,
     "agents.agent_id": 1,
+    EXPIRES_AT: 1,
 }
 
 
@@ -108,6 +112,7 @@ class SessionSummary:
         last_activity_at: When the session document was last written, as an aware UTC datetime.
         metadata: The session's metadata.
         agent_ids: The ids of the session's agents, in creation order.
+        expires_at: When the session expires (sessions with ``ttl_seconds``), as an aware UTC datetime.
     """
 
     session_id: str
@@ -117,6 +122,7 @@ class SessionSummary:
     last_activity_at: datetime | None
     metadata: dict[str, Any] = field(default_factory=dict)
     agent_ids: list[str] = field(default_factory=list)
+    expires_at: datetime | None = None
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> SessionSummary:
@@ -132,6 +138,7 @@ class SessionSummary:
             agent_ids=[
                 str(agent["agent_id"]) for agent in agents if isinstance(agent, Mapping) and "agent_id" in agent
             ],
+            expires_at=_aware(document.get(EXPIRES_AT)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +151,7 @@ class SessionSummary:
             "last_activity_at": None if self.last_activity_at is None else self.last_activity_at.isoformat(),
             "metadata": self.metadata,
             "agent_ids": list(self.agent_ids),
+            "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
         }
 
 
@@ -185,6 +193,20 @@ class CollectionStats:
 
 
 @dataclass(frozen=True)
+class PurgeReport:
+    """What :meth:`AsyncSessionCatalog.purge_expired` removed."""
+
+    sessions: int = 0
+    messages: int = 0
+    feedback: int = 0
+    blobs: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        """A JSON-friendly dict."""
+        return {"sessions": self.sessions, "messages": self.messages, "feedback": self.feedback, "blobs": self.blobs}
+
+
+@dataclass(frozen=True)
 class IndexStatus:
     """One index of the namespace: expected by the library, present on the server, or both.
 
@@ -194,7 +216,8 @@ class IndexStatus:
         keys: The key pattern as ``(field, direction)`` pairs.
         unique: Whether the index is unique.
         expected: The library needs it (``False``: an extra index found on the server).
-        present: It exists on the server (matched by key pattern and uniqueness, not by name).
+        present: It exists on the server (matched by key pattern, uniqueness and TTL, not by name).
+        expire_after_seconds: The TTL of a TTL index, else None.
     """
 
     collection: str
@@ -203,6 +226,7 @@ class IndexStatus:
     unique: bool
     expected: bool
     present: bool
+    expire_after_seconds: int | None = None
 
     @property
     def missing(self) -> bool:
@@ -218,6 +242,7 @@ class IndexStatus:
             "unique": self.unique,
             "expected": self.expected,
             "present": self.present,
+            "expire_after_seconds": self.expire_after_seconds,
         }
 
 
@@ -313,6 +338,12 @@ def _index_keys(document: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return [(str(key), direction) for key, direction in dict(document.get("key") or {}).items()]
 
 
+def _index_shape(document: Mapping[str, Any]) -> tuple[list[tuple[str, Any]], bool, int | None]:
+    """What makes two index definitions equivalent for the library: keys, uniqueness and TTL."""
+    ttl = document.get("expireAfterSeconds")
+    return _index_keys(document), bool(document.get("unique", False)), None if ttl is None else int(ttl)
+
+
 # -- the catalog ----------------------------------------------------------------------------------
 
 
@@ -343,8 +374,10 @@ class AsyncSessionCatalog:
         self.repository = repository
         self.runtime = repository.runtime
 
-    def _scoped(self, clauses: list[Document]) -> Document:
+    def _scoped(self, clauses: list[Document], *, include_expired: bool = False) -> Document:
         scope = list(clauses)
+        if not include_expired:
+            scope.insert(0, live(codec.utc_now()))
         if self.repository.application_name is not None:
             scope.insert(0, {"application_name": self.repository.application_name})
         if not scope:
@@ -417,7 +450,8 @@ class AsyncSessionCatalog:
 
         Each session goes through the repository's ``delete_session`` (children first), so no
         orphaned message, feedback or blob is left behind. With no filter at all, every session of
-        the namespace (of the repository's application, if it has one) is deleted.
+        the namespace (of the repository's application, if it has one) is deleted. Expired sessions
+        that match are deleted too.
 
         Returns:
             The number of sessions deleted.
@@ -429,7 +463,10 @@ class AsyncSessionCatalog:
         while True:
             page_clauses = clauses if last is None else [*clauses, {"_id": {"$gt": last}}]
             documents = await sessions.find(
-                self._scoped(page_clauses), sort=[("_id", 1)], limit=_DELETE_BATCH, projection={"_id": 1}
+                self._scoped(page_clauses, include_expired=True),
+                sort=[("_id", 1)],
+                limit=_DELETE_BATCH,
+                projection={"_id": 1},
             )
             ids = [str(document["_id"]) for document in documents]
             for start in range(0, len(ids), _DELETE_CONCURRENCY):
@@ -439,6 +476,41 @@ class AsyncSessionCatalog:
             if len(ids) < _DELETE_BATCH:
                 return deleted
             last = ids[-1]
+
+    @_on_home_loop
+    async def purge_expired(self) -> PurgeReport:
+        """Remove what has expired now, without waiting for the TTL monitor.
+
+        Removes the expired sessions (of the repository's application, if it has one) with their
+        messages, feedback and blobs, then any expired message, feedback or GridFS blob left in the
+        namespace. GridFS blobs (messages over 15 MiB) have no TTL index, since their chunks cannot
+        carry one: run this periodically when such messages are stored with ``ttl_seconds``, or
+        when the TTL indexes are not created (``ensure_indexes=False``).
+        """
+        now = codec.utc_now()
+        sessions = self.repository._collection()
+        totals = [0, 0, 0, 0]
+        while True:
+            documents = await sessions.find(
+                self._scoped([expired(now)], include_expired=True), limit=_DELETE_BATCH, projection={"_id": 1}
+            )
+            for start in range(0, len(documents), _DELETE_CONCURRENCY):
+                chunk = documents[start : start + _DELETE_CONCURRENCY]
+                for removed in await asyncio.gather(
+                    *(self.repository._replace_expired(str(document["_id"])) for document in chunk)
+                ):
+                    if removed is not None:
+                        totals[0] += 1
+                        for position, count in enumerate(removed, start=1):
+                            totals[position] += count
+            if len(documents) < _DELETE_BATCH:
+                break
+        messages, feedback, blobs = await asyncio.gather(
+            self.repository._collection(codec.MESSAGES_SUFFIX).delete_many(expired(now)),
+            self.repository._collection(codec.FEEDBACK_SUFFIX).delete_many(expired(now)),
+            self.repository._delete_blobs({f"metadata.{EXPIRES_AT}": {"$lte": now}}),
+        )
+        return PurgeReport(totals[0], totals[1] + messages, totals[2] + feedback, totals[3] + blobs)
 
     @_on_home_loop
     async def get_session(self, session_id: str) -> SessionSummary | None:
@@ -511,13 +583,16 @@ class AsyncSessionCatalog:
             "pool": pool,
         }
 
-    def _expected_indexes(self, metadata_fields: Sequence[str] | None) -> dict[str, list[Document]]:
+    def _expected_indexes(
+        self, metadata_fields: Sequence[str] | None, ttl: bool | None
+    ) -> dict[str, list[IndexModel]]:
         fields = self.repository.metadata_fields if metadata_fields is None else validate_field_names(metadata_fields)
+        with_ttl = self.repository.retention is not None if ttl is None else bool(ttl)
         base = self.repository.collection_name
         return {
-            base: [model.document for model in session_indexes(fields)],
-            base + codec.MESSAGES_SUFFIX: [model.document for model in message_indexes()],
-            base + codec.FEEDBACK_SUFFIX: [model.document for model in feedback_indexes()],
+            base: session_indexes(fields, with_ttl),
+            base + codec.MESSAGES_SUFFIX: message_indexes(with_ttl),
+            base + codec.FEEDBACK_SUFFIX: feedback_indexes(with_ttl),
         }
 
     async def _existing_indexes(self, name: str) -> list[Document]:
@@ -537,70 +612,58 @@ class AsyncSessionCatalog:
         return indexes
 
     @_on_home_loop
-    async def verify_indexes(self, metadata_fields: Sequence[str] | None = None) -> list[IndexStatus]:
+    async def verify_indexes(
+        self, metadata_fields: Sequence[str] | None = None, *, ttl: bool | None = None
+    ) -> list[IndexStatus]:
         """Compare the indexes the library needs with those on the server.
 
         Args:
             metadata_fields: The metadata keys that should be indexed; defaults to the repository's.
+            ttl: Whether the TTL indexes of expiring sessions are needed; defaults to whether the
+                repository has ``ttl_seconds``.
 
         Returns:
             One entry per expected index (``present`` tells whether it exists), then one per extra
             index found on the server (``expected=False``; the ``_id`` index is left out).
         """
         report: list[IndexStatus] = []
-        for name, expected in self._expected_indexes(metadata_fields).items():
+        for name, expected in self._expected_indexes(metadata_fields, ttl).items():
             existing = await self._existing_indexes(name)
             matched: set[int] = set()
-            for wanted in expected:
-                keys, unique = _index_keys(wanted), bool(wanted.get("unique", False))
+            for model in expected:
+                wanted = model.document
+                shape = _index_shape(wanted)
                 hit = next(
-                    (
-                        position
-                        for position, index in enumerate(existing)
-                        if _index_keys(index) == keys and bool(index.get("unique", False)) == unique
-                    ),
-                    None,
+                    (position for position, index in enumerate(existing) if _index_shape(index) == shape), None
                 )
                 if hit is not None:
                     matched.add(hit)
-                report.append(
-                    IndexStatus(name, str(wanted["name"]), keys, unique, expected=True, present=hit is not None)
-                )
+                report.append(IndexStatus(name, str(wanted["name"]), *shape[:2], True, hit is not None, shape[2]))
             for position, index in enumerate(existing):
                 if position not in matched and index.get("name") != "_id_":
-                    report.append(
-                        IndexStatus(
-                            name,
-                            str(index.get("name")),
-                            _index_keys(index),
-                            bool(index.get("unique", False)),
-                            expected=False,
-                            present=True,
-                        )
-                    )
+                    keys, unique, expire_after = _index_shape(index)
+                    report.append(IndexStatus(name, str(index.get("name")), keys, unique, False, True, expire_after))
         return report
 
     @_on_home_loop
-    async def create_indexes(self, metadata_fields: Sequence[str] | None = None) -> list[IndexStatus]:
+    async def create_indexes(
+        self, metadata_fields: Sequence[str] | None = None, *, ttl: bool | None = None
+    ) -> list[IndexStatus]:
         """Create the indexes the library needs (existing ones are left alone), then verify them.
 
         Args:
             metadata_fields: The metadata keys to index; defaults to the repository's.
+            ttl: Create the TTL indexes of expiring sessions too; defaults to whether the repository
+                has ``ttl_seconds``.
 
         Returns:
             The report of :meth:`verify_indexes` after creation.
         """
         fields = self.repository.metadata_fields if metadata_fields is None else validate_field_names(metadata_fields)
-        base = self.repository.collection_name
-        models = {
-            base: session_indexes(fields),
-            base + codec.MESSAGES_SUFFIX: message_indexes(),
-            base + codec.FEEDBACK_SUFFIX: feedback_indexes(),
-        }
-        for name, indexes in models.items():
+        for name, indexes in self._expected_indexes(fields, ttl).items():
             if indexes:
                 await self.runtime.port.collection(self.repository.database_name, name).create_indexes(indexes)
-        return await self.verify_indexes(fields)
+        return await self.verify_indexes(fields, ttl=ttl)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.repository!r})"
@@ -679,6 +742,10 @@ class SessionCatalog:
             active_before=active_before,
         )
 
+    def purge_expired(self) -> PurgeReport:
+        """Remove expired sessions and children now; see :meth:`AsyncSessionCatalog.purge_expired`."""
+        return self.core.runtime.call(self.core.purge_expired)
+
     def get_session(self, session_id: str) -> SessionSummary | None:
         """One session's summary, or None; see :meth:`AsyncSessionCatalog.get_session`."""
         return self.core.runtime.call(self.core.get_session, session_id)
@@ -695,13 +762,17 @@ class SessionCatalog:
         """Ping the server and describe the client; see :meth:`AsyncSessionCatalog.server_status`."""
         return self.core.runtime.call(self.core.server_status)
 
-    def verify_indexes(self, metadata_fields: Sequence[str] | None = None) -> list[IndexStatus]:
+    def verify_indexes(
+        self, metadata_fields: Sequence[str] | None = None, *, ttl: bool | None = None
+    ) -> list[IndexStatus]:
         """Expected versus existing indexes; see :meth:`AsyncSessionCatalog.verify_indexes`."""
-        return self.core.runtime.call(self.core.verify_indexes, metadata_fields)
+        return self.core.runtime.call(self.core.verify_indexes, metadata_fields, ttl=ttl)
 
-    def create_indexes(self, metadata_fields: Sequence[str] | None = None) -> list[IndexStatus]:
+    def create_indexes(
+        self, metadata_fields: Sequence[str] | None = None, *, ttl: bool | None = None
+    ) -> list[IndexStatus]:
         """Create the library's indexes; see :meth:`AsyncSessionCatalog.create_indexes`."""
-        return self.core.runtime.call(self.core.create_indexes, metadata_fields)
+        return self.core.runtime.call(self.core.create_indexes, metadata_fields, ttl=ttl)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.core.repository!r})"

@@ -5,7 +5,7 @@ Run it as ``python -m mongodb_session_manager`` (or the ``mongodb-session-manage
     mongodb-session-manager --uri mongodb://localhost:27017/ --database chat_db --collection sessions \\
         sessions list --metadata priority=high
 
-Commands: ``sessions list|show|export|delete``, ``stats``, ``indexes verify|create``. Global options
+Commands: ``sessions list|show|export|delete|purge-expired``, ``stats``, ``indexes verify|create``. Global options
 (``--uri``/``MONGODB_URI``, ``--database``, ``--collection``, ``--application``, ``--json``,
 ``--timeout-ms``) are accepted before or after the command. Every command goes through the public
 blocking API (:class:`MongoDBSessionRepository` and :class:`SessionCatalog`), and never creates
@@ -234,6 +234,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_filters(delete)
     delete.add_argument("--yes", action="store_true", help="confirm the deletion (required)")
 
+    command(
+        actions,
+        "purge-expired",
+        _purge_expired,
+        "remove expired sessions (ttl_seconds) with their messages, feedback and blobs, without waiting for "
+        "the TTL monitor",
+    )
+
     command(commands, "stats", _stats, "counts, collection sizes and server health")
 
     indexes = commands.add_parser("indexes", help="verify or create the library's indexes")
@@ -250,6 +258,9 @@ def _parser() -> argparse.ArgumentParser:
             default=[],
             metavar="FIELD",
             help="a metadata key the managers index (metadata_fields; repeatable)",
+        )
+        sub.add_argument(
+            "--ttl", action="store_true", help="include the TTL indexes of expiring sessions (ttl_seconds)"
         )
     return parser
 
@@ -541,6 +552,18 @@ def _delete(context: _Context) -> int:
     return EXIT_OK
 
 
+def _purge_expired(context: _Context) -> int:
+    report = context.catalog.purge_expired()
+    if context.json:
+        context.out(_to_json({"purged": report.to_dict()}))
+    else:
+        context.out(
+            f"purged {report.sessions} expired session(s), {report.messages} message(s), "
+            f"{report.feedback} feedback, {report.blobs} blob(s)"
+        )
+    return EXIT_OK
+
+
 def _check_delete_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse a deletion before connecting: it needs --yes, and a session id or at least one scope."""
     if not args.yes:
@@ -610,11 +633,12 @@ def _index_report(context: _Context, report: list[IndexStatus]) -> int:
                 status.name,
                 ", ".join(f"{key}: {direction}" for key, direction in status.keys),
                 "yes" if status.unique else "no",
+                "-" if status.expire_after_seconds is None else f"{status.expire_after_seconds}s",
                 "missing" if status.missing else ("ok" if status.expected else "extra"),
             ]
             for status in report
         ]
-        for line in _table(["COLLECTION", "INDEX", "KEYS", "UNIQUE", "STATUS"], rows):
+        for line in _table(["COLLECTION", "INDEX", "KEYS", "UNIQUE", "TTL", "STATUS"], rows):
             context.out(line)
     if missing:
         context.info(f"{len(missing)} expected index(es) missing; create them with `{PROG} indexes create`")
@@ -623,11 +647,13 @@ def _index_report(context: _Context, report: list[IndexStatus]) -> int:
 
 
 def _verify_indexes(context: _Context) -> int:
-    return _index_report(context, context.catalog.verify_indexes(context.args.metadata_field))
+    args = context.args
+    return _index_report(context, context.catalog.verify_indexes(args.metadata_field, ttl=args.ttl))
 
 
 def _create_indexes(context: _Context) -> int:
-    return _index_report(context, context.catalog.create_indexes(context.args.metadata_field))
+    args = context.args
+    return _index_report(context, context.catalog.create_indexes(args.metadata_field, ttl=args.ttl))
 
 
 # -- entry point ----------------------------------------------------------------------------------

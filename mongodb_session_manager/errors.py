@@ -38,6 +38,13 @@ class NotFoundError(MongoDBSessionError):
     """An update targeted a session, agent, message or multi-agent that does not exist."""
 
 
+class SessionExpiredError(NotFoundError):
+    """The session reached its ``ttl_seconds`` expiry (or was deleted) while a manager still held it.
+
+    Nothing was written. Create a new manager for the session id to start it afresh.
+    """
+
+
 class AlreadyExistsError(MongoDBSessionError):
     """A create targeted a session, agent or message that already exists; nothing was overwritten."""
 

@@ -17,10 +17,11 @@ from pymongo import ASCENDING, IndexModel
 
 from ._driver import ClientPort
 from .codec import FEEDBACK_SUFFIX, MESSAGES_SUFFIX
+from .retention import EXPIRES_AT, TTL_INDEX_NAME
 
 MESSAGE_INDEX_NAME = "session_agent_message"
 
-_Key = tuple[str, str, tuple[str, ...]]
+_Key = tuple[str, str, tuple[str, ...], bool]
 # Keyed by the client object's identity (PyMongo clients compare equal when they share hosts, so a
 # WeakKeyDictionary would merge distinct clients); an entry goes away with its client.
 _registry: dict[int, dict[_Key, concurrent.futures.Future[None]]] = {}
@@ -33,27 +34,44 @@ def _forget(client_id: int) -> None:
     _registry.pop(client_id, None)
 
 
-def message_indexes() -> list[IndexModel]:
+def ttl_indexes(ttl: bool) -> list[IndexModel]:
+    """The TTL index removing expired documents (``expires_at`` is the deadline, hence 0 seconds)."""
+    return [IndexModel([(EXPIRES_AT, ASCENDING)], name=TTL_INDEX_NAME, expireAfterSeconds=0)] if ttl else []
+
+
+def message_indexes(ttl: bool = False) -> list[IndexModel]:
     return [
         IndexModel(
             [("session_id", ASCENDING), ("agent_id", ASCENDING), ("message_id", ASCENDING)],
             unique=True,
             name=MESSAGE_INDEX_NAME,
-        )
+        ),
+        *ttl_indexes(ttl),
     ]
 
 
-def feedback_indexes() -> list[IndexModel]:
-    return [IndexModel([("session_id", ASCENDING), ("created_at", ASCENDING)], name="session_created_at")]
+def feedback_indexes(ttl: bool = False) -> list[IndexModel]:
+    return [
+        IndexModel([("session_id", ASCENDING), ("created_at", ASCENDING)], name="session_created_at"),
+        *ttl_indexes(ttl),
+    ]
 
 
-def session_indexes(metadata_fields: Sequence[str]) -> list[IndexModel]:
-    return [IndexModel([(f"metadata.{field}", ASCENDING)], name=f"metadata_{field}") for field in metadata_fields]
+def session_indexes(metadata_fields: Sequence[str], ttl: bool = False) -> list[IndexModel]:
+    return [
+        *(IndexModel([(f"metadata.{field}", ASCENDING)], name=f"metadata_{field}") for field in metadata_fields),
+        *ttl_indexes(ttl),
+    ]
 
 
-async def ensure_indexes(port: ClientPort, database: str, collection: str, metadata_fields: Sequence[str]) -> None:
-    """Create the library's indexes for this namespace unless this client already did."""
-    key: _Key = (database, collection, tuple(sorted(metadata_fields)))
+async def ensure_indexes(
+    port: ClientPort, database: str, collection: str, metadata_fields: Sequence[str], *, ttl: bool = False
+) -> None:
+    """Create the library's indexes for this namespace unless this client already did.
+
+    With ``ttl``, also the TTL indexes that remove expired sessions, messages and feedback.
+    """
+    key: _Key = (database, collection, tuple(sorted(metadata_fields)), ttl)
     with _registry_lock:
         per_client = _registry.get(id(port.client))
         if per_client is None:
@@ -68,11 +86,11 @@ async def ensure_indexes(port: ClientPort, database: str, collection: str, metad
         return
     try:
         await asyncio.gather(
-            port.collection(database, collection + MESSAGES_SUFFIX).create_indexes(message_indexes()),
-            port.collection(database, collection + FEEDBACK_SUFFIX).create_indexes(feedback_indexes()),
+            port.collection(database, collection + MESSAGES_SUFFIX).create_indexes(message_indexes(ttl)),
+            port.collection(database, collection + FEEDBACK_SUFFIX).create_indexes(feedback_indexes(ttl)),
             *(
-                [port.collection(database, collection).create_indexes(session_indexes(metadata_fields))]
-                if metadata_fields
+                [port.collection(database, collection).create_indexes(session_indexes(metadata_fields, ttl))]
+                if metadata_fields or ttl
                 else []
             ),
         )

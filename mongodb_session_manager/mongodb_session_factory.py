@@ -18,6 +18,7 @@ from ._driver import port_for
 from ._runtime import ClientRuntime
 from .errors import ClosedError, InvalidInputError
 from .repository import AsyncMongoDBSessionRepository
+from .retention import Retention
 from .session_manager import MongoDBSessionManager
 from .validation import validate_field_names, validate_id, validate_name
 
@@ -47,6 +48,7 @@ class _FactoryCore:
         self.collection_name = validate_name(collection_name, "collection_name")
         self.metadata_fields = validate_field_names(metadata_fields)
         self._ensure_indexes = bool(client_kwargs.pop("ensure_indexes", True))
+        self.retention = Retention.of(client_kwargs.pop("ttl_seconds", None), client_kwargs.pop("touch_after", None))
         self._lease: connection_pool.ClientLease | None = None
         if client is not None:
             self._owns_client = False
@@ -75,6 +77,9 @@ class _FactoryCore:
     ) -> MongoDBSessionManager:
         self._check_open()
         application_name = kwargs.pop("application_name", None)
+        retention = self.retention
+        if "ttl_seconds" in kwargs or "touch_after" in kwargs:
+            retention = Retention.of(kwargs.pop("ttl_seconds", None), kwargs.pop("touch_after", None))
         # Overrides are validated before they become a cache key (an unhashable value would raise a bare
         # TypeError, and an empty name would silently mean the default).
         key = (
@@ -82,6 +87,7 @@ class _FactoryCore:
             self.collection_name if collection_name is None else validate_name(collection_name, "collection_name"),
             tuple(self.metadata_fields if metadata_fields is None else validate_field_names(metadata_fields)),
             None if application_name is None else validate_id(application_name, "application"),
+            retention,
         )
         with self._lock:
             repository = self._repositories.get(key)
@@ -92,6 +98,8 @@ class _FactoryCore:
                     metadata_fields=list(key[2]),
                     application_name=key[3],
                     ensure_indexes=self._ensure_indexes,
+                    ttl_seconds=None if retention is None else retention.ttl_seconds,
+                    touch_after=None if retention is None else retention.touch_after,
                     runtime=self._runtime,
                 )
         return MongoDBSessionManager(session_id, repository=repository, **kwargs)
@@ -123,7 +131,9 @@ class MongoDBSessionManagerFactory(_FactoryCore):
             takes precedence over ``connection_string``; :meth:`close` leaves it open.
         metadata_fields: Metadata keys to index.
         **client_kwargs: Client options (``maxPoolSize``, ``tls``, ...), used with ``connection_string``.
-            ``ensure_indexes=False`` turns off index creation.
+            Three are the factory's own: ``ensure_indexes=False`` turns off index creation;
+            ``ttl_seconds`` (and ``touch_after``) make every manager's sessions expire after that
+            much inactivity (see :class:`MongoDBSessionManager`).
     """
 
     def __init__(
@@ -148,7 +158,7 @@ class MongoDBSessionManagerFactory(_FactoryCore):
         """A new session manager on the shared client; no I/O.
 
         ``kwargs`` go to :class:`MongoDBSessionManager` (``metadata_hook``, ``feedback_hook``,
-        ``application_name``).
+        ``application_name``); ``ttl_seconds`` and ``touch_after`` override the factory's.
         """
         return self._new_manager(session_id, database_name, collection_name, metadata_fields, kwargs)
 

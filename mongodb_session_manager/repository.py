@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import bson
@@ -26,9 +28,11 @@ from .errors import (
     DuplicateMessageError,
     InvalidInputError,
     NotFoundError,
+    SessionExpiredError,
     UnstorableValueError,
 )
 from .indexes import ensure_indexes
+from .retention import EXPIRES_AT, Retention, as_utc, expired, live
 from .validation import (
     _check_nested_keys,
     flatten_metadata_update,
@@ -144,7 +148,12 @@ class AsyncMongoDBSessionRepository:
         application_name: Stored on sessions this repository creates; sessions of another
             application are invisible to it.
         ensure_indexes: Create the indexes on first use (once per client and namespace). Turn off when
-            the database user may not create indexes.
+            the database user may not create indexes, or manages them itself.
+        ttl_seconds: Remove a session, with its messages and feedback, at least this many seconds
+            after its last activity (see :mod:`mongodb_session_manager.retention`). None keeps
+            sessions until they are deleted.
+        touch_after: Refresh a session's expiry at most once per this many seconds of activity;
+            defaults to a tenth of ``ttl_seconds`` (at most an hour).
         **kwargs: Client options, used only when a connection string is given.
     """
 
@@ -158,6 +167,8 @@ class AsyncMongoDBSessionRepository:
         application_name: str | None = None,
         *,
         ensure_indexes: bool = True,
+        ttl_seconds: int | None = None,
+        touch_after: int | None = None,
         runtime: ClientRuntime | None = None,
         **kwargs: Any,
     ) -> None:
@@ -165,6 +176,7 @@ class AsyncMongoDBSessionRepository:
         self.collection_name = validate_name(collection_name, "collection_name")
         self.metadata_fields = validate_field_names(metadata_fields)
         self.application_name = None if application_name is None else validate_id(application_name, "application")
+        self.retention = Retention.of(ttl_seconds, touch_after)
         self._ensure_indexes = ensure_indexes
         self._owns_runtime = runtime is None
         self.runtime = runtime or runtime_for(connection_string, client, kwargs, name="mongodb-session-repository")
@@ -187,15 +199,32 @@ class AsyncMongoDBSessionRepository:
     def _feedback(self) -> CollectionPort:
         return self._collection(codec.FEEDBACK_SUFFIX)
 
-    def _session_filter(self, session_id: str) -> Document:
+    def _scope(self, session_id: str) -> Document:
+        """The session document of this id and application, expired or not."""
         scope: Document = {"_id": session_id}
         if self.application_name is not None:
             scope["application_name"] = self.application_name
         return scope
 
+    def _session_filter(self, session_id: str) -> Document:
+        """The session document of this id and application, unless it has expired."""
+        return {**self._scope(session_id), **live(codec.utc_now())}
+
+    def _stamp(self, document: Document) -> Document:
+        """Give a message or feedback document its expiry (when sessions expire)."""
+        if self.retention is not None:
+            document[EXPIRES_AT] = self.retention.expiry(codec.utc_now())
+        return document
+
     async def _ready(self) -> None:
         if not self._indexes_ready:
-            await ensure_indexes(self.runtime.port, self.database_name, self.collection_name, self.metadata_fields)
+            await ensure_indexes(
+                self.runtime.port,
+                self.database_name,
+                self.collection_name,
+                self.metadata_fields,
+                ttl=self.retention is not None,
+            )
             self._indexes_ready = True
 
     @property
@@ -211,10 +240,13 @@ class AsyncMongoDBSessionRepository:
         if size <= LARGE_MESSAGE_BYTES:
             return None
         payload = bson.encode({"message": document["message"]})
+        metadata: Document = {"session_id": document["session_id"], "agent_id": document["agent_id"]}
+        if EXPIRES_AT in document:
+            metadata[EXPIRES_AT] = document[EXPIRES_AT]
         blob_id = await self._blobs.put(
             payload,
             filename=f"{document['session_id']}/{document['agent_id']}/{document['message_id']}",
-            metadata={"session_id": document["session_id"], "agent_id": document["agent_id"]},
+            metadata=metadata,
         )
         logger.debug("session_id=<%s> | stored a %d-byte message through GridFS", document["session_id"], size)
         document["message"] = None
@@ -238,8 +270,11 @@ class AsyncMongoDBSessionRepository:
         messages and feedback carry no application name of their own, so another application's
         session must not be reachable through them. ``verified``: the caller already read the session
         through this repository (the session manager does, when it loads an agent), which saves the check.
+        With expiring sessions, likewise only if the session exists and has not expired.
         """
-        return verified or self.application_name is None or await self._session_exists(session_id)
+        if verified or (self.application_name is None and self.retention is None):
+            return True
+        return await self._session_exists(session_id)
 
     def _not_owned(self, session_id: str) -> NotFoundError:
         return NotFoundError(f"session {session_id!r} does not exist for application {self.application_name!r}")
@@ -250,7 +285,114 @@ class AsyncMongoDBSessionRepository:
         del fresh["_id"]
         if self.application_name is not None:
             fresh["application_name"] = self.application_name
+        if self.retention is not None:
+            fresh[EXPIRES_AT] = self.retention.expiry(codec.utc_now())
         return fresh
+
+    # -- expiry -----------------------------------------------------------------------------------
+
+    async def _remove_leftovers(self, session_id: str, before: datetime) -> tuple[int, int, int]:
+        """Delete the messages, feedback and blobs of an earlier, expired generation of the session:
+        those expiring before ``before`` (see :meth:`Retention.leftover_before`). Returns the counts."""
+        stale = {"session_id": session_id, EXPIRES_AT: {"$lt": before}}
+        return await asyncio.gather(
+            self._messages.delete_many(stale),
+            self._feedback.delete_many(stale),
+            self._delete_blobs({"metadata.session_id": session_id, f"metadata.{EXPIRES_AT}": {"$lt": before}}),
+        )
+
+    async def _delete_blobs(self, query: Document) -> int:
+        files = await self._collection(codec.BLOBS_SUFFIX + ".files").find(query, projection={"_id": 1})
+        for file in files:
+            await self._blobs.delete(file["_id"])
+        return len(files)
+
+    async def _replace_expired(self, session_id: str) -> tuple[int, int, int] | None:
+        """Remove the session if it has expired, its leftovers first; returns how many messages,
+        feedback and blobs went with it, or None if there was no expired session.
+
+        Run when a live-session query found nothing but the id is taken (the TTL monitor had not
+        removed the session yet), and by the catalog's ``purge_expired``.
+        """
+        now = codec.utc_now()
+        document = await self._sessions.find_one(
+            {**self._scope(session_id), **expired(now)}, {EXPIRES_AT: 1, "created_at": 1}
+        )
+        if document is None:
+            return None
+        expiry = as_utc(document[EXPIRES_AT])
+        # Without retention settings of its own, this repository only knows the session is over.
+        before = now if self.retention is None else self.retention.leftover_before(expiry)
+        removed = await self._remove_leftovers(session_id, before)
+        await self._sessions.delete_many({"_id": session_id, "created_at": document.get("created_at"), **expired(now)})
+        logger.debug("session_id=<%s> | removed the expired session", session_id)
+        return removed
+
+    async def _created(self, session_id: str, created_at: datetime) -> None:
+        """A new session document was just inserted: clear what an expired one of that id left."""
+        if self.retention is not None:
+            await self._remove_leftovers(session_id, self.retention.leftover_before(created_at))
+
+    @on_home_loop
+    async def touch_session(
+        self, session_id: str, *, generation: str | None = None, known_expiry: datetime | None = None
+    ) -> datetime:
+        """Push the session's expiry, and its messages', feedback's and blobs', to ``ttl_seconds +
+        touch_after`` from now. Returns the new expiry.
+
+        Args:
+            session_id: The session.
+            generation: The ``created_at`` of the session as the caller read it: a session re-created
+                since is not touched.
+            known_expiry: The expiry the caller last saw. While it has not passed, the session is
+                certainly alive and its children are extended first, so that an interrupted touch
+                never leaves children expiring before their session.
+
+        Raises:
+            SessionExpiredError: the session expired, was deleted or was re-created meanwhile;
+                nothing was written.
+        """
+        validate_id(session_id, "session")
+        if self.retention is None:
+            raise InvalidInputError("touch_session needs a repository created with ttl_seconds")
+        now = codec.utc_now()
+        expiry = self.retention.expiry(now)
+        scope = self._session_filter(session_id)
+        if generation is not None:
+            scope["created_at"] = generation
+
+        async def session() -> None:
+            result = await self._sessions.update_one(scope, {"$max": {EXPIRES_AT: expiry}})
+            if result.matched_count == 0:
+                raise SessionExpiredError(f"session {session_id!r} has expired or was deleted; nothing was written")
+
+        async def children() -> None:
+            older = {"$not": {"$gte": expiry}}
+            extend = {"$set": {EXPIRES_AT: expiry}}
+            await asyncio.gather(
+                self._messages.update_many({"session_id": session_id, EXPIRES_AT: older}, extend),
+                self._feedback.update_many({"session_id": session_id, EXPIRES_AT: older}, extend),
+                self._collection(codec.BLOBS_SUFFIX + ".files").update_many(
+                    {"metadata.session_id": session_id, f"metadata.{EXPIRES_AT}": older},
+                    {"$set": {f"metadata.{EXPIRES_AT}": expiry}},
+                ),
+            )
+
+        if known_expiry is not None and now < as_utc(known_expiry):
+            await children()
+            await session()
+        else:
+            await session()
+            await children()
+        logger.debug("session_id=<%s> | expiry pushed to %s", session_id, expiry.isoformat())
+        return expiry
+
+    async def _touch_if_due(self, session_id: str, document: Document) -> Document:
+        if self.retention is not None and self.retention.touch_due(document.get(EXPIRES_AT), codec.utc_now()):
+            document[EXPIRES_AT] = await self.touch_session(
+                session_id, generation=document.get("created_at"), known_expiry=document.get(EXPIRES_AT)
+            )
+        return document
 
     # -- sessions ---------------------------------------------------------------------------------
 
@@ -261,12 +403,18 @@ class AsyncMongoDBSessionRepository:
         document = codec.session_document(session)
         if self.application_name is not None:
             document["application_name"] = self.application_name
+        if self.retention is not None:
+            document[EXPIRES_AT] = self.retention.expiry(document["last_activity_at"])
         await self._ready()
-        try:
-            with _storing("session", session_id, document):
-                await self._sessions.insert_one(document)
-        except DuplicateKeyError as error:
-            raise AlreadyExistsError(f"session {session_id!r} already exists") from error
+        for attempt in range(_UPSERT_ATTEMPTS):
+            try:
+                with _storing("session", session_id, document):
+                    await self._sessions.insert_one(document)
+                break
+            except DuplicateKeyError as error:
+                if attempt == _UPSERT_ATTEMPTS - 1 or await self._replace_expired(session_id) is None:
+                    raise AlreadyExistsError(f"session {session_id!r} already exists") from error
+        await self._created(session_id, document["last_activity_at"])
         return session
 
     @on_home_loop
@@ -287,22 +435,29 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         await self._ready()
         if not create:
-            return await self._sessions.find_one(self._session_filter(session_id)), False
-        fresh = self._fresh_session_fields(session_id)
+            document = await self._sessions.find_one(self._session_filter(session_id))
+            return (None if document is None else await self._touch_if_due(session_id, document)), False
         for _ in range(_UPSERT_ATTEMPTS):
+            fresh = self._fresh_session_fields(session_id)
             try:
                 document = await self._sessions.find_one_and_upsert(
                     self._session_filter(session_id), {"$setOnInsert": fresh}
                 )
             except DuplicateKeyError:
-                # Another writer inserted the session between this upsert's match and its insert, or the
-                # id belongs to another application. (Some servers answer such a lost race with no document.)
+                # Another writer inserted the session between this upsert's match and its insert, the id
+                # belongs to another application, or the session expired and awaits the TTL monitor.
+                # (Some servers answer a lost race with no document.)
                 document = None
             if document is not None:
-                return document, document.get("created_at") == fresh["created_at"]
+                if document.get("created_at") == fresh["created_at"]:
+                    await self._created(session_id, fresh["last_activity_at"])
+                    return document, True
+                return await self._touch_if_due(session_id, document), False
             document = await self._sessions.find_one(self._session_filter(session_id))
             if document is not None:
-                return document, False
+                return await self._touch_if_due(session_id, document), False
+            if await self._replace_expired(session_id) is not None:
+                continue
             if await self._sessions.find_one({"_id": session_id}, {"_id": 1}) is not None:
                 raise AlreadyExistsError(f"session {session_id!r} belongs to another application")
         raise ConcurrentModificationError(f"session {session_id!r} kept being created and deleted by other writers")
@@ -311,29 +466,31 @@ class AsyncMongoDBSessionRepository:
         """Update the session, creating it if missing (``update`` carries the ``$setOnInsert`` fields)."""
         for attempt in range(_UPSERT_ATTEMPTS):
             try:
-                await self._sessions.update_one(self._session_filter(session_id), update, upsert=True)
-                return
+                result = await self._sessions.update_one(self._session_filter(session_id), update, upsert=True)
             except DuplicateKeyError as error:
                 # Two upserts of a new session race: the loser's insert collides, and retrying updates the
-                # winner's document. A collision that persists means the id belongs to another application.
+                # winner's document; or the session expired and awaits the TTL monitor. A collision that
+                # persists means the id belongs to another application.
                 if attempt == _UPSERT_ATTEMPTS - 1:
                     raise AlreadyExistsError(f"session {session_id!r} belongs to another application") from error
+                await self._replace_expired(session_id)
+                continue
+            if result.upserted_id is not None:
+                await self._created(session_id, codec.utc_now())
+            return
 
     @on_home_loop
     async def delete_session(self, session_id: str, **kwargs: Any) -> None:
         """Delete the session, its messages and its feedback. Deleting a missing session is a no-op."""
         validate_id(session_id, "session")
-        if self.application_name is not None and not await self._session_exists(session_id):
+        scope = self._scope(session_id)  # an expired session is deleted too
+        if self.application_name is not None and await self._sessions.find_one(scope, {"_id": 1}) is None:
             return
         # Children first: an interrupted delete never leaves messages a re-created session would inherit.
         await self._messages.delete_many({"session_id": session_id})
-        blob_files = await self._collection(codec.BLOBS_SUFFIX + ".files").find(
-            {"metadata.session_id": session_id}, projection={"_id": 1}
-        )
-        for blob in blob_files:
-            await self._blobs.delete(blob["_id"])
+        await self._delete_blobs({"metadata.session_id": session_id})
         await self._feedback.delete_many({"session_id": session_id})
-        await self._sessions.delete_many(self._session_filter(session_id))
+        await self._sessions.delete_many(scope)
 
     # -- agents -----------------------------------------------------------------------------------
 
@@ -436,7 +593,7 @@ class AsyncMongoDBSessionRepository:
             validate_message_id(message.message_id)
         if not session_messages:
             return
-        documents = [codec.message_document(session_id, agent_id, message) for message in session_messages]
+        documents = [self._stamp(codec.message_document(session_id, agent_id, message)) for message in session_messages]
         await self._ready()
         if not await self._owns(session_id, session_verified):
             raise self._not_owned(session_id)
@@ -493,6 +650,7 @@ class AsyncMongoDBSessionRepository:
             "session_id": validate_id(session_id, "session"),
             "agent_id": validate_id(agent_id, "agent"),
             "message_id": validate_message_id(message_id),
+            **live(codec.utc_now()),
         }
         if not await self._owns(session_id, False):
             return None
@@ -579,7 +737,7 @@ class AsyncMongoDBSessionRepository:
         if limit == 0 or not await self._owns(session_id, session_verified):
             return []
         documents = await self._messages.find(
-            {"session_id": session_id, "agent_id": agent_id},
+            {"session_id": session_id, "agent_id": agent_id, **live(codec.utc_now())},
             sort=[("session_id", 1), ("agent_id", 1), ("message_id", 1)],
             skip=offset,
             limit=limit or 0,
@@ -590,7 +748,11 @@ class AsyncMongoDBSessionRepository:
     @on_home_loop
     async def count_messages(self, session_id: str, agent_id: str) -> int:
         """How many messages are stored for this agent."""
-        scope = {"session_id": validate_id(session_id, "session"), "agent_id": validate_id(agent_id, "agent")}
+        scope = {
+            "session_id": validate_id(session_id, "session"),
+            "agent_id": validate_id(agent_id, "agent"),
+            **live(codec.utc_now()),
+        }
         if not await self._owns(session_id, False):
             return 0
         return await self._messages.count_documents(scope)
@@ -679,7 +841,7 @@ class AsyncMongoDBSessionRepository:
         if not isinstance(feedback, Mapping):
             raise InvalidInputError(f"feedback must be a dict, got {type(feedback).__name__}")
         _check_nested_keys(feedback, 0)
-        document = codec.feedback_document(session_id, dict(feedback))
+        document = self._stamp(codec.feedback_document(session_id, dict(feedback)))
         if _encoded_size("feedback", session_id, document) > BSON_LIMIT:
             raise DocumentTooLargeError(_too_large_message("feedback", session_id, feedback, "refused before writing"))
         await self._ready()
@@ -696,7 +858,9 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         if not await self._owns(session_id, False):
             return []
-        documents = await self._feedback.find({"session_id": session_id}, sort=[("created_at", 1), ("_id", 1)])
+        documents = await self._feedback.find(
+            {"session_id": session_id, **live(codec.utc_now())}, sort=[("created_at", 1), ("_id", 1)]
+        )
         return [codec.feedback_from_document(document) for document in documents]
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -49,11 +49,13 @@ from .errors import (
     ClosedError,
     ConcurrentModificationError,
     DuplicateMessageError,
+    InvalidInputError,
     NotFoundError,
     WrongLoopError,
 )
 from .hooks import Hook, call_with_hook
 from .repository import AsyncMongoDBSessionRepository
+from .retention import EXPIRES_AT
 from .validation import validate_id
 
 if TYPE_CHECKING:
@@ -108,6 +110,11 @@ class MongoDBSessionManager(SessionManager):
     :meth:`MongoDBSessionManagerFactory.create_session_manager`, which shares one client.
 
     Construction does no I/O. Pass the manager to ``strands.Agent(session_manager=...)``.
+
+    With ``ttl_seconds``, the session (messages and feedback included) is removed at least that many
+    seconds after its last activity; activity pushes the expiry back at most once per
+    ``touch_after`` seconds. A manager whose session expired meanwhile raises
+    :class:`SessionExpiredError` instead of writing.
     """
 
     def __init__(
@@ -124,6 +131,8 @@ class MongoDBSessionManager(SessionManager):
         *,
         repository: AsyncMongoDBSessionRepository | None = None,
         ensure_indexes: bool = True,
+        ttl_seconds: int | None = None,
+        touch_after: int | None = None,
         **kwargs: Any,
     ) -> None:
         self.session_id = validate_id(session_id, "session")
@@ -136,10 +145,14 @@ class MongoDBSessionManager(SessionManager):
                 metadata_fields,
                 application_name,
                 ensure_indexes=ensure_indexes,
+                ttl_seconds=ttl_seconds,
+                touch_after=touch_after,
                 **kwargs,
             )
             self._owns_repository = True
         else:
+            if ttl_seconds is not None or touch_after is not None:
+                raise InvalidInputError("ttl_seconds and touch_after belong to the repository when one is given")
             self._owns_repository = False
         self.repository = repository
         self.metadata_hook = metadata_hook
@@ -180,6 +193,17 @@ class MongoDBSessionManager(SessionManager):
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(f"session manager for {self.session_id!r} is closed")
+
+    async def _keep_alive(self) -> None:
+        """Before a write: push the session's expiry back if a touch is due (at most once per
+        ``touch_after``). Raises :class:`SessionExpiredError` if the session expired meanwhile."""
+        retention = self.repository.retention
+        document = self._session_document
+        if retention is None or document is None or not retention.touch_due(document.get(EXPIRES_AT), codec.utc_now()):
+            return
+        document[EXPIRES_AT] = await self.repository.touch_session(
+            self.session_id, generation=document.get("created_at"), known_expiry=document.get(EXPIRES_AT)
+        )
 
     async def _session(self) -> Document:
         if self._session_document is None:
@@ -375,6 +399,7 @@ class MongoDBSessionManager(SessionManager):
             agent, exclude_latest=bool(agent.messages) and agent.messages[-1] is message
         )
         session_message = SessionMessage.from_message(message, tracking.next_message_id)
+        await self._keep_alive()
         for _ in range(_MAX_RENUMBERING):
             try:
                 await self.repository.create_message(
@@ -422,6 +447,7 @@ class MongoDBSessionManager(SessionManager):
         records = [latest] + [
             record for record in tracking.held if record is not latest and record.to_message() is redact_message
         ]
+        await self._keep_alive()
         for record in records:
             record.redact_message = redact_message
             await self.repository.redact_message(
@@ -434,6 +460,7 @@ class MongoDBSessionManager(SessionManager):
         for record in reversed(tracking.held):
             if record.message.get("tracking_id") == tracking_id:
                 record.message = message
+                await self._keep_alive()
                 await self.repository.update_message(self.session_id, agent.agent_id, record, session_verified=True)
                 return
 
@@ -455,6 +482,7 @@ class MongoDBSessionManager(SessionManager):
         marker = _sync_marker(agent)
         if tracking.synced is not None and marker == tracking.synced:
             return
+        await self._keep_alive()
         new_version = await self.repository.update_agent_versioned(
             self.session_id, SessionAgent.from_agent(agent), tracking.version
         )
@@ -480,6 +508,7 @@ class MongoDBSessionManager(SessionManager):
             record = codec.find_record(document.get("multi_agents"), "multi_agent_id", source.id)
             state = None if record is None else record["state"]
         if state is None:
+            await self._keep_alive()
             await self.repository.create_multi_agent(self.session_id, source)
             self._multi_agent_states[source.id] = copy.deepcopy(source.serialize_state())
         else:
@@ -497,6 +526,7 @@ class MongoDBSessionManager(SessionManager):
         state = source.serialize_state()
         if self._multi_agent_states.get(source.id) == state:
             return
+        await self._keep_alive()
         await self.repository.update_multi_agent(self.session_id, source)
         self._multi_agent_states[source.id] = copy.deepcopy(state)
 
@@ -555,6 +585,7 @@ class MongoDBSessionManager(SessionManager):
         )
 
     async def _update_metadata(self, metadata: Mapping[str, Any]) -> None:
+        await self._keep_alive()
         await self.repository.update_metadata(self.session_id, metadata)
 
     def get_metadata(self) -> Document:
@@ -618,6 +649,7 @@ class MongoDBSessionManager(SessionManager):
         )
 
     async def _add_feedback(self, feedback: Mapping[str, Any]) -> None:
+        await self._keep_alive()
         await self.repository.add_feedback(self.session_id, feedback)
 
     def get_feedbacks(self) -> list[Document]:

@@ -7,6 +7,7 @@ client's home loop and blocks the calling thread until it is done.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from strands.session.session_repository import SessionRepository
@@ -52,6 +53,13 @@ class MongoDBSessionRepository(SessionRepository):
     def delete_session(self, session_id: str, **kwargs: Any) -> None:
         """Delete the session with its messages and feedback (no-op if missing)."""
         self._call(self.core.delete_session, session_id)
+
+    def touch_session(
+        self, session_id: str, *, generation: str | None = None, known_expiry: datetime | None = None
+    ) -> datetime:
+        """Push back the expiry of a session with ``ttl_seconds``; see
+        :meth:`AsyncMongoDBSessionRepository.touch_session`."""
+        return self._call(self.core.touch_session, session_id, generation=generation, known_expiry=known_expiry)
 
     def create_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
         """Add an agent to the session."""

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -352,8 +353,43 @@ def test_indexes_verify_and_create(ns: Namespace) -> None:
 
     after = ns.one("--collection", "fresh", "indexes", "verify", "--metadata-field", "priority")
     assert after.code == 0
-    assert after.out.splitlines()[0].split() == ["COLLECTION", "INDEX", "KEYS", "UNIQUE", "STATUS"]
+    assert after.out.splitlines()[0].split() == ["COLLECTION", "INDEX", "KEYS", "UNIQUE", "TTL", "STATUS"]
     assert [line.split()[-1] for line in after.out.splitlines()[1:]] == ["ok", "ok", "ok"]
+
+
+def test_ttl_indexes_verify_and_create(ns: Namespace) -> None:
+    without = ns.one("--collection", "ttl", "indexes", "create")
+    assert without.code == 0, without.err
+    missing = ns.one("--collection", "ttl", "--json", "indexes", "verify", "--ttl")
+    assert missing.code == 1
+    assert json.loads(missing.out)["missing"] == 3  # one TTL index per collection
+
+    created = ns.one("--collection", "ttl", "indexes", "create", "--ttl")
+    assert created.code == 0, created.err
+    ttl_rows = [line.split() for line in created.out.splitlines() if "expires_at_ttl" in line]
+    assert len(ttl_rows) == 3
+    assert all(row[-2:] == ["0s", "ok"] for row in ttl_rows)
+
+
+def test_purge_expired(ns: Namespace, mongodb_uri: str) -> None:
+    collection = "expiring"
+    with MongoDBSessionManagerFactory(mongodb_uri, ns.database, collection, ttl_seconds=3600) as factory:
+        for session_id in ("old-1", "old-2", "current"):
+            converse(factory, session_id, "Hi", script=["Hello."])
+    db = ns.client[ns.database]
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    for session_id in ("old-1", "old-2"):
+        db[collection].update_one({"_id": session_id}, {"$set": {"expires_at": past}})
+        db[collection + ".messages"].update_many({"session_id": session_id}, {"$set": {"expires_at": past}})
+
+    listed = ns.one("--collection", collection, "--json", "sessions", "list")
+    purged = ns.one("--collection", collection, "sessions", "purge-expired")
+    again = ns.one("--collection", collection, "--json", "sessions", "purge-expired")
+    assert [session["session_id"] for session in listed.json()["sessions"]] == ["current"]  # expired: invisible
+    assert (purged.code, purged.out) == (0, "purged 2 expired session(s), 4 message(s), 0 feedback, 0 blob(s)\n")
+    assert again.json() == {"purged": {"sessions": 0, "messages": 0, "feedback": 0, "blobs": 0}}
+    assert [document["_id"] for document in db[collection].find()] == ["current"]
+    assert {message["session_id"] for message in db[collection + ".messages"].find()} == {"current"}
 
 
 def test_connection_errors_and_masked_credentials(ns: Namespace) -> None:
