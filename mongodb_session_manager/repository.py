@@ -430,13 +430,14 @@ class AsyncMongoDBSessionRepository:
         """Read the whole session document (agents included) in one round trip, creating it if asked.
 
         Returns the document (None only when ``create`` is false and there is none) and whether this
-        call created it.
+        call created it. With ``ttl_seconds``, loading with ``create`` is activity: it pushes the
+        session's expiry back when a touch is due.
         """
         validate_id(session_id, "session")
         await self._ready()
         if not create:
-            document = await self._sessions.find_one(self._session_filter(session_id))
-            return (None if document is None else await self._touch_if_due(session_id, document)), False
+            # A read: it does not push the expiry back (the caller's next write does, when due).
+            return await self._sessions.find_one(self._session_filter(session_id)), False
         for _ in range(_UPSERT_ATTEMPTS):
             fresh = self._fresh_session_fields(session_id)
             try:

@@ -366,12 +366,15 @@ def test_touching_a_re_created_session_raises_and_writes_nothing(mongodb_uri: st
         with pytest.raises(SessionExpiredError):
             core.runtime.call(core.touch_session, "s1", generation="an older generation")
         assert db[COLLECTION].find_one({"_id": "s1"}) == before
-        expiry = core.runtime.call(core.touch_session, "s1", generation=document["created_at"])
+        expiry = repository.touch_session("s1", generation=document["created_at"])  # the blocking facade
         assert utc(db[COLLECTION].find_one({"_id": "s1"})["expires_at"]) == expiry.replace(
             microsecond=expiry.microsecond // 1000 * 1000
         )
     finally:
         core.runtime.close()
+    with MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION) as without_ttl:
+        with pytest.raises(InvalidInputError):
+            without_ttl.touch_session("s1")
 
 
 # -- purging and user-managed indexes ---------------------------------------------------------------
