@@ -372,9 +372,8 @@ def test_touching_a_re_created_session_raises_and_writes_nothing(mongodb_uri: st
         )
     finally:
         core.runtime.close()
-    with MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION) as without_ttl:
-        with pytest.raises(InvalidInputError):
-            without_ttl.touch_session("s1")
+    with MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION) as without_ttl, pytest.raises(InvalidInputError):
+        without_ttl.touch_session("s1")
 
 
 # -- purging and user-managed indexes ---------------------------------------------------------------
