@@ -17,7 +17,7 @@ import concurrent.futures
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 import pymongo
@@ -222,16 +222,25 @@ class ClientRuntime:
         future = asyncio.run_coroutine_threadsafe(_as_coroutine(function(*args, **kwargs)), home)
         return future.result()
 
-    async def aclose(self) -> None:
-        """Close the owned client on its home loop and stop the private loop thread."""
-        if self._closed:
-            return
-        self._closed = True
+    def _detach(self) -> tuple[ClientPort | None, LoopThread | None] | None:
+        """Mark the runtime closed and take what must be shut down: the owned client (None for a
+        borrowed one) and the private loop thread. None if it was closed already."""
         with self._lock:
+            if self._closed:
+                return None
+            self._closed = True
             self._after_fork_reset()
             port, loop_thread = self._port, self._loop_thread
             self._loop_thread = None
-        if port is not None and self._port_factory is not None:
+        return (port if self._port_factory is not None else None), loop_thread
+
+    async def aclose(self) -> None:
+        """Close the owned client on its home loop and stop the private loop thread."""
+        detached = self._detach()
+        if detached is None:
+            return
+        port, loop_thread = detached
+        if port is not None:
             if loop_thread is not None and loop_thread.is_alive():
                 await asyncio.wrap_future(loop_thread.submit(_close_bounded(port)))
             else:
@@ -241,17 +250,30 @@ class ClientRuntime:
 
     def close(self) -> None:
         """Blocking :meth:`aclose`; callable from any thread except the home loop's."""
-        if self._closed:
-            return
-        if self._loop_thread is not None and threading.current_thread() is self._loop_thread.thread:
+        loop_thread = self._loop_thread
+        if loop_thread is not None and threading.current_thread() is loop_thread.thread:
             raise WrongLoopError("close() was called on the client's own loop thread; await aclose() instead")
-        loop = running_loop()
-        if loop is None:
-            asyncio.run(self.aclose())
+        detached = self._detach()
+        if detached is None:
             return
-        # Inside a running loop: do the work on a helper thread so this loop is not re-entered.
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, self.aclose()).result()
+        port, loop_thread = detached
+        if port is not None:
+            if loop_thread is not None and loop_thread.is_alive():
+                # Straight to the loop thread: no temporary event loop just to wait (it cost milliseconds).
+                loop_thread.submit(_close_bounded(port)).result()
+            else:
+                _run_to_completion(_close_bounded(port))
+        if loop_thread is not None:
+            loop_thread.stop()
+
+
+def _run_to_completion(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine on a temporary loop, in a helper thread when this thread already runs a loop."""
+    if running_loop() is None:
+        asyncio.run(coroutine)
+        return
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
 
 
 def _name(function: Callable[..., Any]) -> str:
