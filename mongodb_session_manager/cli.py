@@ -346,17 +346,21 @@ def _list(context: _Context) -> int:
     if not sessions:
         context.out("no sessions")
     else:
+        # The expiry column only when some session expires (ttl_seconds), to keep the table narrow.
+        expiring = any(summary.expires_at is not None for summary in sessions)
         rows = [
             [
                 _clip(summary.session_id),
                 summary.application_name or "-",
                 _when(summary.last_activity_at),
+                *([_when(summary.expires_at)] if expiring else []),
                 _clip(",".join(summary.agent_ids) or "-", 30),
                 _clip(_to_json(summary.metadata)) if summary.metadata else "-",
             ]
             for summary in sessions
         ]
-        for line in _table(["SESSION", "APPLICATION", "LAST ACTIVITY", "AGENTS", "METADATA"], rows):
+        headers = ["SESSION", "APPLICATION", "LAST ACTIVITY", *(["EXPIRES"] if expiring else []), "AGENTS", "METADATA"]
+        for line in _table(headers, rows):
             context.out(line)
     if page.next_cursor is not None:
         context.info(f"more sessions: --cursor {page.next_cursor}")

@@ -383,6 +383,9 @@ def test_purge_expired(ns: Namespace, mongodb_uri: str) -> None:
         db[collection + ".messages"].update_many({"session_id": session_id}, {"$set": {"expires_at": past}})
 
     listed = ns.one("--collection", collection, "--json", "sessions", "list")
+    table = ns.one("--collection", collection, "sessions", "list")
+    assert table.out.splitlines()[0].split()[:5] == ["SESSION", "APPLICATION", "LAST", "ACTIVITY", "EXPIRES"]
+    assert [line.split()[0] for line in table.out.splitlines()[1:]] == ["current"]
     purged = ns.one("--collection", collection, "sessions", "purge-expired")
     again = ns.one("--collection", collection, "--json", "sessions", "purge-expired")
     assert [session["session_id"] for session in listed.json()["sessions"]] == ["current"]  # expired: invisible
