@@ -52,6 +52,8 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 Document = dict[str, Any]
 
 _NO_ID = {"_id": 0}
+# What expiry bookkeeping reads of a session document: its generation and its expiry.
+_GENERATION = {"created_at": 1, EXPIRES_AT: 1}
 
 # Messages whose document would be larger than this go through GridFS (the BSON limit is 16 MiB).
 LARGE_MESSAGE_BYTES = 15 * 1024 * 1024
@@ -263,18 +265,25 @@ class AsyncMongoDBSessionRepository:
     async def _session_exists(self, session_id: str) -> bool:
         return await self._sessions.find_one(self._session_filter(session_id), {"_id": 1}) is not None
 
-    async def _owns(self, session_id: str, verified: bool) -> bool:
+    async def _owns(self, session_id: str, verified: bool, *, touch: bool = False) -> bool:
         """Whether this repository may read or write the session's messages and feedback.
 
         Always without an ``application_name``. With one, only if the session exists under that name:
         messages and feedback carry no application name of their own, so another application's
         session must not be reachable through them. ``verified``: the caller already read the session
         through this repository (the session manager does, when it loads an agent), which saves the check.
-        With expiring sessions, likewise only if the session exists and has not expired.
+        With expiring sessions, likewise only if the session exists and has not expired; ``touch``
+        (for writes) then pushes its expiry back if due.
         """
         if verified or (self.application_name is None and self.retention is None):
             return True
-        return await self._session_exists(session_id)
+        document = await self._sessions.find_one(self._session_filter(session_id), _GENERATION)
+        if document is None:
+            return False
+        if touch:
+            # A write through the plain repository is activity too; the read above makes it free to check.
+            await self._touch_if_due(session_id, document)
+        return True
 
     def _not_owned(self, session_id: str) -> NotFoundError:
         return NotFoundError(f"session {session_id!r} does not exist for application {self.application_name!r}")
@@ -438,11 +447,17 @@ class AsyncMongoDBSessionRepository:
         if not create:
             # A read: it does not push the expiry back (the caller's next write does, when due).
             return await self._sessions.find_one(self._session_filter(session_id)), False
+        return await self._load_or_create(session_id)
+
+    async def _load_or_create(
+        self, session_id: str, projection: Mapping[str, Any] | None = None
+    ) -> tuple[Document, bool]:
+        """The live session (``projection`` of it), created if missing or expired, touched if due."""
         for _ in range(_UPSERT_ATTEMPTS):
             fresh = self._fresh_session_fields(session_id)
             try:
                 document = await self._sessions.find_one_and_upsert(
-                    self._session_filter(session_id), {"$setOnInsert": fresh}
+                    self._session_filter(session_id), {"$setOnInsert": fresh}, projection
                 )
             except DuplicateKeyError:
                 # Another writer inserted the session between this upsert's match and its insert, the id
@@ -454,7 +469,7 @@ class AsyncMongoDBSessionRepository:
                     await self._created(session_id, fresh["last_activity_at"])
                     return document, True
                 return await self._touch_if_due(session_id, document), False
-            document = await self._sessions.find_one(self._session_filter(session_id))
+            document = await self._sessions.find_one(self._session_filter(session_id), projection)
             if document is not None:
                 return await self._touch_if_due(session_id, document), False
             if await self._replace_expired(session_id) is not None:
@@ -596,7 +611,7 @@ class AsyncMongoDBSessionRepository:
             return
         documents = [self._stamp(codec.message_document(session_id, agent_id, message)) for message in session_messages]
         await self._ready()
-        if not await self._owns(session_id, session_verified):
+        if not await self._owns(session_id, session_verified, touch=True):
             raise self._not_owned(session_id)
         blobs = [await self._offload_if_large(document) for document in documents]
         try:
@@ -680,8 +695,9 @@ class AsyncMongoDBSessionRepository:
             "redact_message": session_message.redact_message,
             "updated_at": codec.iso_now(),
         }
-        if not await self._owns(session_id, session_verified):
+        if not await self._owns(session_id, session_verified, touch=True):
             raise self._not_owned(session_id)
+        self._stamp(changes)  # a blob written now must expire with the message
         blob_id = await self._offload_if_large(changes)
         update: Document = (
             {"$set": changes} if blob_id is not None else {"$set": changes, "$unset": {"message_blob": ""}}
@@ -846,10 +862,10 @@ class AsyncMongoDBSessionRepository:
         if _encoded_size("feedback", session_id, document) > BSON_LIMIT:
             raise DocumentTooLargeError(_too_large_message("feedback", session_id, feedback, "refused before writing"))
         await self._ready()
-        if self.application_name is not None:
-            # Feedback carries no application name: anchor it to a session of this application (created
-            # if missing, like update_metadata does).
-            await self._upsert_session(session_id, {"$setOnInsert": self._fresh_session_fields(session_id)})
+        if self.application_name is not None or self.retention is not None:
+            # Feedback carries no application name and must not outlive its session: anchor it to a live
+            # session of this application, created if missing (like update_metadata does), touched if due.
+            await self._load_or_create(session_id, _GENERATION)
         with _storing("feedback", session_id, feedback):
             await self._feedback.insert_one(document)
 

@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 from strands import Agent
+from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
 from mongodb_session_manager import (
     InvalidInputError,
     MongoDBSessionManager,
     MongoDBSessionManagerFactory,
     MongoDBSessionRepository,
+    NotFoundError,
     Retention,
     SessionExpiredError,
 )
@@ -432,3 +434,57 @@ def test_user_managed_indexes_still_expire_on_reads_and_can_be_verified_and_crea
     assert len(ttl_indexes) == 3
     assert all(status.present and status.expire_after_seconds == 0 for status in ttl_indexes)
     assert not [status for status in catalog.verify_indexes() if status.missing]
+
+
+# -- the plain repository ---------------------------------------------------------------------------
+
+
+def test_writes_through_the_plain_repository_touch_the_session_when_due(
+    mongodb_uri: str, db_name: str, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION, ttl_seconds=3600, touch_after=600) as repository:
+        repository.create_session(Session("s1", SessionType.AGENT))
+        repository.create_agent("s1", SessionAgent("a", {}, {}))
+        first = SessionMessage({"role": "user", "content": [{"text": "hi"}]}, 0)
+        repository.create_message("s1", "a", first)
+        stored = utc(db[COLLECTION].find_one({"_id": "s1"})["expires_at"])
+
+        # Not due yet: the session's expiry stays, the new message expires no earlier than it.
+        repository.create_message("s1", "a", SessionMessage({"role": "assistant", "content": [{"text": "yo"}]}, 1))
+        assert utc(db[COLLECTION].find_one({"_id": "s1"})["expires_at"]) == stored
+
+        # Due (the last touch was touch_after ago): the next write pushes everything back first.
+        due = now() + timedelta(seconds=3600)
+        db[COLLECTION].update_one({"_id": "s1"}, {"$set": {"expires_at": due}})
+        db[MESSAGES].update_many({}, {"$set": {"expires_at": due}})
+        before = now()
+        repository.add_feedback("s1", {"rating": 2})
+        pushed = utc(db[COLLECTION].find_one({"_id": "s1"})["expires_at"])
+        assert pushed >= before + timedelta(seconds=4200)
+        assert all(utc(message["expires_at"]) >= pushed for message in db[MESSAGES].find())
+
+        # A message rewritten large enough for GridFS: its blob expires with it.
+        monkeypatch.setattr(repository_module, "LARGE_MESSAGE_BYTES", 200)
+        first.message = {"role": "user", "content": [{"text": "x" * 300}]}
+        repository.update_message("s1", "a", first)
+        [blob] = db[f"{COLLECTION}.blobs.files"].find()
+        assert utc(blob["metadata"]["expires_at"]) >= pushed
+
+        # Once expired, the plain repository neither reads nor writes the session's messages.
+        expire(db, "s1")
+        assert repository.list_messages("s1", "a") == []
+        assert repository.read_message("s1", "a", 0) is None
+        with pytest.raises(NotFoundError):
+            repository.create_message("s1", "a", SessionMessage({"role": "user", "content": [{"text": "late"}]}, 2))
+
+
+def test_feedback_for_an_expired_session_starts_a_new_one(mongodb_uri: str, db_name: str, db: Any) -> None:
+    with MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION, ttl_seconds=3600) as repository:
+        repository.add_feedback("s1", {"rating": 1})
+        first = db[COLLECTION].find_one({"_id": "s1"})
+        assert first["expires_at"] is not None  # created, with an expiry, to anchor the feedback
+        expire(db, "s1")
+        repository.add_feedback("s1", {"rating": 5})
+        assert db[COLLECTION].find_one({"_id": "s1"})["created_at"] != first["created_at"]
+        assert [item["rating"] for item in repository.get_feedbacks("s1")] == [5]
+        assert db[FEEDBACK].count_documents({}) == 1
