@@ -495,3 +495,30 @@ def test_feedback_for_an_expired_session_starts_a_new_one(mongodb_uri: str, db_n
         assert db[COLLECTION].find_one({"_id": "s1"})["created_at"] != first["created_at"]
         assert [item["rating"] for item in repository.get_feedbacks("s1")] == [5]
         assert db[FEEDBACK].count_documents({}) == 1
+
+
+@pytest.mark.parametrize("kind", ["owned", "pymongo-sync", "motor"])
+def test_expiry_works_the_same_with_every_client_kind(kind: str, mongodb_uri: str, db_name: str, db: Any) -> None:
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    client: Any = {"owned": None, "pymongo-sync": MongoClient, "motor": AsyncIOMotorClient}[kind]
+    client = None if client is None else client(mongodb_uri)
+    connection = {"connection_string": mongodb_uri} if client is None else {"client": client}
+    try:
+        with MongoDBSessionManagerFactory(
+            database_name=db_name, collection_name=COLLECTION, ttl_seconds=3600, touch_after=0, **connection
+        ) as factory:
+            stale = converse(factory.create_session_manager("s1"), "Hi")
+            session = db[COLLECTION].find_one({"_id": "s1"})
+            # touch_after=0: the second insert touched first, extending the first message with the session.
+            assert all(utc(message["expires_at"]) >= utc(session["expires_at"]) for message in db[MESSAGES].find())
+            expire(db, "s1")
+            fresh = converse(factory.create_session_manager("s1"), "Hello again")
+            assert [message["content"][0]["text"] for message in fresh.messages] == ["prompt 0", "Hello again"]
+            assert db[MESSAGES].count_documents({}) == 2  # the expired generation's messages are gone
+            stale.model = ScriptedModel(["Too late"])
+            with pytest.raises(SessionExpiredError):
+                stale("anyone there?")
+    finally:
+        if client is not None:
+            client.close()
