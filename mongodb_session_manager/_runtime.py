@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import pymongo
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 # How long closing an owned client may wait for a server: PyMongo's close() first ends the client's
 # server sessions (best effort, errors ignored), which waits up to serverSelectionTimeoutMS (30 s by
@@ -274,6 +276,17 @@ def _run_to_completion(coroutine: Coroutine[Any, Any, None]) -> None:
         return
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, coroutine).result()
+
+
+def on_home_loop(method: F) -> F:
+    """Run a coroutine method on the home loop of its object's ``runtime``, whatever loop awaits it."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        runtime: ClientRuntime = self.runtime
+        return await runtime.run(method, self, *args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 def _name(function: Callable[..., Any]) -> str:

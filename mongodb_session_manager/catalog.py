@@ -28,18 +28,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import functools
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from pymongo import IndexModel
 from pymongo.errors import OperationFailure
 
 from . import codec
+from ._runtime import on_home_loop
 from .errors import InvalidInputError, InvalidMetadataError
 from .indexes import feedback_indexes, message_indexes, session_indexes
 from .repository import AsyncMongoDBSessionRepository
@@ -58,7 +58,6 @@ __all__ = [
     "SessionSummary",
 ]
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 Document = dict[str, Any]
 
 #: The largest ``limit`` :meth:`AsyncSessionCatalog.list_sessions` accepts.
@@ -85,16 +84,6 @@ _SUMMARY_PROJECTION: Mapping[str, Any] = {
     "agents.agent_id": 1,
     EXPIRES_AT: 1,
 }
-
-
-def _on_home_loop(method: F) -> F:
-    """Run a catalog coroutine on its client's home loop, whatever loop awaits it."""
-
-    @functools.wraps(method)
-    async def wrapper(self: AsyncSessionCatalog, *args: Any, **kwargs: Any) -> Any:
-        return await self.runtime.run(method, self, *args, **kwargs)
-
-    return cast(F, wrapper)
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -386,7 +375,7 @@ class AsyncSessionCatalog:
 
     # -- sessions ---------------------------------------------------------------------------------
 
-    @_on_home_loop
+    @on_home_loop
     async def list_sessions(
         self,
         *,
@@ -424,7 +413,7 @@ class AsyncSessionCatalog:
         more = len(documents) > page_size
         return SessionPage(sessions=sessions, next_cursor=_encode_cursor(sessions[-1].session_id) if more else None)
 
-    @_on_home_loop
+    @on_home_loop
     async def count_sessions(
         self,
         *,
@@ -437,7 +426,7 @@ class AsyncSessionCatalog:
         clauses = _filter_clauses(application_name, metadata, active_after, active_before)
         return await self.repository._collection().count_documents(self._scoped(clauses))
 
-    @_on_home_loop
+    @on_home_loop
     async def delete_sessions(
         self,
         *,
@@ -477,7 +466,7 @@ class AsyncSessionCatalog:
                 return deleted
             last = ids[-1]
 
-    @_on_home_loop
+    @on_home_loop
     async def purge_expired(self) -> PurgeReport:
         """Remove what has expired now, without waiting for the TTL monitor.
 
@@ -512,7 +501,7 @@ class AsyncSessionCatalog:
         )
         return PurgeReport(totals[0], totals[1] + messages, totals[2] + feedback, totals[3] + blobs)
 
-    @_on_home_loop
+    @on_home_loop
     async def get_session(self, session_id: str) -> SessionSummary | None:
         """The summary of one session (no agent state), or None if there is no such session."""
         document = await self.repository._collection().find_one(
@@ -520,7 +509,7 @@ class AsyncSessionCatalog:
         )
         return None if document is None else SessionSummary.from_document(document)
 
-    @_on_home_loop
+    @on_home_loop
     async def read_session_document(self, session_id: str) -> Document | None:
         """The whole stored session document (agents' and orchestrators' state included), or None."""
         return await self.repository._collection().find_one(
@@ -533,7 +522,7 @@ class AsyncSessionCatalog:
         base = self.repository.collection_name
         return [base, base + codec.MESSAGES_SUFFIX, base + codec.FEEDBACK_SUFFIX]
 
-    @_on_home_loop
+    @on_home_loop
     async def collection_stats(self) -> list[CollectionStats]:
         """Document counts and sizes of the sessions, messages and feedback collections.
 
@@ -556,7 +545,7 @@ class AsyncSessionCatalog:
             index_bytes=_int_or_none(stats.get("totalIndexSize")),
         )
 
-    @_on_home_loop
+    @on_home_loop
     async def server_status(self) -> Document:
         """Ping the server and describe the client.
 
@@ -611,7 +600,7 @@ class AsyncSessionCatalog:
             indexes.extend(cursor.get("nextBatch") or [])
         return indexes
 
-    @_on_home_loop
+    @on_home_loop
     async def verify_indexes(
         self, metadata_fields: Sequence[str] | None = None, *, ttl: bool | None = None
     ) -> list[IndexStatus]:
@@ -645,7 +634,7 @@ class AsyncSessionCatalog:
                     report.append(IndexStatus(name, str(index.get("name")), keys, unique, False, True, expire_after))
         return report
 
-    @_on_home_loop
+    @on_home_loop
     async def create_indexes(
         self, metadata_fields: Sequence[str] | None = None, *, ttl: bool | None = None
     ) -> list[IndexStatus]:

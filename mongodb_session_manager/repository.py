@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 import bson
-from bson.errors import InvalidDocument
-from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from strands.types.content import Message
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
@@ -20,7 +17,8 @@ from . import codec
 from ._clients import DEFAULT_COLLECTION, DEFAULT_DATABASE, runtime_for
 from ._driver import CollectionPort
 from ._gridfs import GridFSPort, gridfs_bucket
-from ._runtime import ClientRuntime
+from ._runtime import ClientRuntime, on_home_loop
+from ._write_errors import BSON_LIMIT, encoded_size, storing, too_large_message
 from .errors import (
     AlreadyExistsError,
     ConcurrentModificationError,
@@ -29,7 +27,6 @@ from .errors import (
     InvalidInputError,
     NotFoundError,
     SessionExpiredError,
-    UnstorableValueError,
 )
 from .indexes import ensure_indexes
 from .retention import EXPIRES_AT, Retention, as_utc, expired, live
@@ -48,7 +45,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 Document = dict[str, Any]
 
 _NO_ID = {"_id": 0}
@@ -60,77 +56,6 @@ LARGE_MESSAGE_BYTES = 15 * 1024 * 1024
 
 # Attempts of an upsert of a session document that loses a creation race to another writer.
 _UPSERT_ATTEMPTS = 3
-
-
-def on_home_loop(method: F) -> F:
-    """Run a repository coroutine on its client's home loop, whatever loop awaits it."""
-
-    @functools.wraps(method)
-    async def wrapper(self: AsyncMongoDBSessionRepository, *args: Any, **kwargs: Any) -> Any:
-        return await self.runtime.run(method, self, *args, **kwargs)
-
-    return cast(F, wrapper)
-
-
-# Server errors for a write whose result would exceed the BSON limit (BSONObjectTooLarge and the
-# update/upsert variants). The server refuses the whole write: nothing is stored.
-_TOO_LARGE_CODES = frozenset({10334, 17419, 17420})
-BSON_LIMIT = 16 * 1024 * 1024
-
-
-def _bson_size(payload: object) -> int | None:
-    """The BSON size of what a write tried to store (a document or a list of them), if it encodes."""
-    try:
-        if isinstance(payload, Mapping):
-            return len(bson.encode(payload))
-        if isinstance(payload, (list, tuple)):
-            return sum(len(bson.encode(item)) for item in payload)
-    except Exception:  # only used to word an error message
-        return None
-    return None
-
-
-@contextlib.contextmanager
-def _storing(what: str, session_id: str, payload: object = None) -> Iterator[None]:
-    """Turn the driver's client-side encoding errors (raised before anything is sent) and the server's
-    document-too-large refusals (nothing is written either) into typed errors.
-
-    ``payload`` is what the write tries to store; its BSON size is quoted in a too-large error.
-    """
-    try:
-        yield
-    except DocumentTooLarge as error:
-        raise DocumentTooLargeError(_too_large_message(what, session_id, payload, str(error))) from error
-    except OperationFailure as error:
-        if error.code not in _TOO_LARGE_CODES:
-            raise
-        raise DocumentTooLargeError(_too_large_message(what, session_id, payload, str(error))) from error
-    except (InvalidDocument, OverflowError, UnicodeEncodeError) as error:
-        # UnicodeEncodeError: a str holding a lone surrogate (e.g. from json.loads) has no UTF-8 form.
-        raise UnstorableValueError(f"{what} of session {session_id!r} cannot be stored in BSON: {error}") from error
-
-
-def _encoded_size(what: str, session_id: str, payload: Mapping[str, Any]) -> int:
-    """The BSON size of ``payload``; :class:`UnstorableValueError` if it cannot be encoded at all.
-
-    Any exception counts: besides unsupported types, overflowing ints and lone surrogates, a hostile
-    value can fail in its own ``__repr__`` (which the encoder calls to word its error).
-    """
-    try:
-        return len(bson.encode(payload))
-    except Exception as error:
-        raise UnstorableValueError(
-            f"{what} of session {session_id!r} cannot be stored in BSON: {type(error).__name__}: {error}"
-        ) from error
-
-
-def _too_large_message(what: str, session_id: str, payload: object, reason: str) -> str:
-    size = _bson_size(payload)
-    sized = "" if size is None else f" ({size:,} bytes of BSON)"
-    return (
-        f"{what} of session {session_id!r}{sized} cannot be stored: the document would exceed MongoDB's "
-        f"16 MiB limit ({BSON_LIMIT:,} bytes); nothing was written ({reason})"
-    )
 
 
 class AsyncMongoDBSessionRepository:
@@ -238,7 +163,7 @@ class AsyncMongoDBSessionRepository:
 
         Returns the GridFS file id, or None when the message fits (the usual case).
         """
-        size = _encoded_size(f"message of agent {document['agent_id']!r}", document["session_id"], document)
+        size = encoded_size(f"message of agent {document['agent_id']!r}", document["session_id"], document)
         if size <= LARGE_MESSAGE_BYTES:
             return None
         payload = bson.encode({"message": document["message"]})
@@ -282,7 +207,7 @@ class AsyncMongoDBSessionRepository:
             return False
         if touch:
             # A write through the plain repository is activity too; the read above makes it free to check.
-            await self._touch_if_due(session_id, document)
+            await self.touch_if_due(session_id, document)
         return True
 
     def _not_owned(self, session_id: str) -> NotFoundError:
@@ -358,8 +283,8 @@ class AsyncMongoDBSessionRepository:
                 never leaves children expiring before their session.
 
         Raises:
-            SessionExpiredError: the session expired, was deleted or was re-created meanwhile;
-                nothing was written.
+            SessionExpiredError: the session expired, was deleted or was re-created meanwhile; its
+                document is left as it was.
         """
         validate_id(session_id, "session")
         if self.retention is None:
@@ -396,7 +321,13 @@ class AsyncMongoDBSessionRepository:
         logger.debug("session_id=<%s> | expiry pushed to %s", session_id, expiry.isoformat())
         return expiry
 
-    async def _touch_if_due(self, session_id: str, document: Document) -> Document:
+    async def touch_if_due(self, session_id: str, document: Document) -> Document:
+        """Touch the session if its ``document`` (as last read or touched) says a touch is due, and
+        record the new expiry in ``document``; a no-op without ``ttl_seconds``. Returns ``document``.
+
+        Raises:
+            SessionExpiredError: see :meth:`touch_session`.
+        """
         if self.retention is not None and self.retention.touch_due(document.get(EXPIRES_AT), codec.utc_now()):
             document[EXPIRES_AT] = await self.touch_session(
                 session_id, generation=document.get("created_at"), known_expiry=document.get(EXPIRES_AT)
@@ -417,7 +348,7 @@ class AsyncMongoDBSessionRepository:
         await self._ready()
         for attempt in range(_UPSERT_ATTEMPTS):
             try:
-                with _storing("session", session_id, document):
+                with storing("session", session_id, document):
                     await self._sessions.insert_one(document)
                 break
             except DuplicateKeyError as error:
@@ -468,10 +399,10 @@ class AsyncMongoDBSessionRepository:
                 if document.get("created_at") == fresh["created_at"]:
                     await self._created(session_id, fresh["last_activity_at"])
                     return document, True
-                return await self._touch_if_due(session_id, document), False
+                return await self.touch_if_due(session_id, document), False
             document = await self._sessions.find_one(self._session_filter(session_id), projection)
             if document is not None:
-                return await self._touch_if_due(session_id, document), False
+                return await self.touch_if_due(session_id, document), False
             if await self._replace_expired(session_id) is not None:
                 continue
             if await self._sessions.find_one({"_id": session_id}, {"_id": 1}) is not None:
@@ -517,7 +448,7 @@ class AsyncMongoDBSessionRepository:
         agent_id = validate_id(session_agent.agent_id, "agent")
         scope = {**self._session_filter(session_id), "agents.agent_id": {"$ne": agent_id}}
         record = codec.agent_record(session_agent)
-        with _storing(f"agent {agent_id!r}", session_id, record):
+        with storing(f"agent {agent_id!r}", session_id, record):
             result = await self._sessions.update_one(scope, {"$push": {"agents": record}, "$set": _touch()})
         if result.matched_count == 0:
             if await self._session_exists(session_id):
@@ -560,7 +491,7 @@ class AsyncMongoDBSessionRepository:
         if expected_version is not None:
             # Records written before versioning have no version field: they count as version 0.
             match["version"] = expected_version if expected_version else {"$in": [0, None]}
-        with _storing(f"agent {agent_id!r}", session_id, changes):
+        with storing(f"agent {agent_id!r}", session_id, changes):
             result = await self._sessions.update_one(
                 {**self._session_filter(session_id), "agents": {"$elemMatch": match}},
                 {"$set": {**changes, **_touch()}, "$inc": {"agents.$.version": 1}},
@@ -615,7 +546,7 @@ class AsyncMongoDBSessionRepository:
             raise self._not_owned(session_id)
         blobs = [await self._offload_if_large(document) for document in documents]
         try:
-            with _storing(f"message of agent {agent_id!r}", session_id, documents):
+            with storing(f"message of agent {agent_id!r}", session_id, documents):
                 if len(documents) == 1:
                     await self._messages.insert_one(documents[0])
                 else:
@@ -702,7 +633,7 @@ class AsyncMongoDBSessionRepository:
         update: Document = (
             {"$set": changes} if blob_id is not None else {"$set": changes, "$unset": {"message_blob": ""}}
         )
-        with _storing(f"message {message_id} of agent {agent_id!r}", session_id, changes):
+        with storing(f"message {message_id} of agent {agent_id!r}", session_id, changes):
             result = await self._messages.update_one(
                 {"session_id": session_id, "agent_id": agent_id, "message_id": message_id}, update
             )
@@ -725,7 +656,7 @@ class AsyncMongoDBSessionRepository:
         validate_message_id(message_id)
         if not await self._owns(session_id, session_verified):
             raise self._not_owned(session_id)
-        with _storing(f"message {message_id} of agent {agent_id!r}", session_id, {"redact_message": redact_message}):
+        with storing(f"message {message_id} of agent {agent_id!r}", session_id, {"redact_message": redact_message}):
             result = await self._messages.update_one(
                 {"session_id": session_id, "agent_id": agent_id, "message_id": message_id},
                 {"$set": {"redact_message": redact_message, "updated_at": codec.iso_now()}},
@@ -783,7 +714,7 @@ class AsyncMongoDBSessionRepository:
         multi_agent_id = validate_id(multi_agent.id, "multi-agent")
         record = codec.multi_agent_record(multi_agent_id, multi_agent.serialize_state())
         scope = {**self._session_filter(session_id), "multi_agents.multi_agent_id": {"$ne": multi_agent_id}}
-        with _storing(f"multi-agent {multi_agent_id!r}", session_id, record):
+        with storing(f"multi-agent {multi_agent_id!r}", session_id, record):
             result = await self._sessions.update_one(scope, {"$push": {"multi_agents": record}, "$set": _touch()})
         if result.matched_count == 0:
             if await self._session_exists(session_id):
@@ -807,7 +738,7 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         multi_agent_id = validate_id(multi_agent.id, "multi-agent")
         state = multi_agent.serialize_state()
-        with _storing(f"multi-agent {multi_agent_id!r}", session_id, {"state": state}):
+        with storing(f"multi-agent {multi_agent_id!r}", session_id, {"state": state}):
             result = await self._sessions.update_one(
                 {**self._session_filter(session_id), "multi_agents.multi_agent_id": multi_agent_id},
                 {"$set": {"multi_agents.$.state": state, "multi_agents.$.updated_at": codec.iso_now(), **_touch()}},
@@ -824,12 +755,12 @@ class AsyncMongoDBSessionRepository:
         paths = flatten_metadata_update(metadata)
         if not paths:
             return
-        _encoded_size("metadata", session_id, paths)  # every value checked before anything is written
+        encoded_size("metadata", session_id, paths)  # every value checked before anything is written
         fresh = self._fresh_session_fields(session_id)
         for field in ("metadata", "last_activity_at"):
             del fresh[field]
         await self._ready()
-        with _storing("metadata", session_id, paths):
+        with storing("metadata", session_id, paths):
             await self._upsert_session(session_id, {"$set": {**paths, **_touch()}, "$setOnInsert": fresh})
 
     @on_home_loop
@@ -859,14 +790,14 @@ class AsyncMongoDBSessionRepository:
             raise InvalidInputError(f"feedback must be a dict, got {type(feedback).__name__}")
         _check_nested_keys(feedback, 0)
         document = self._stamp(codec.feedback_document(session_id, dict(feedback)))
-        if _encoded_size("feedback", session_id, document) > BSON_LIMIT:
-            raise DocumentTooLargeError(_too_large_message("feedback", session_id, feedback, "refused before writing"))
+        if encoded_size("feedback", session_id, document) > BSON_LIMIT:
+            raise DocumentTooLargeError(too_large_message("feedback", session_id, feedback, "refused before writing"))
         await self._ready()
         if self.application_name is not None or self.retention is not None:
             # Feedback carries no application name and must not outlive its session: anchor it to a live
             # session of this application, created if missing (like update_metadata does), touched if due.
             await self._load_or_create(session_id, _GENERATION)
-        with _storing("feedback", session_id, feedback):
+        with storing("feedback", session_id, feedback):
             await self._feedback.insert_one(document)
 
     @on_home_loop

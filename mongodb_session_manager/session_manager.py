@@ -55,7 +55,6 @@ from .errors import (
 )
 from .hooks import Hook, call_with_hook
 from .repository import AsyncMongoDBSessionRepository
-from .retention import EXPIRES_AT
 from .validation import validate_id
 
 if TYPE_CHECKING:
@@ -197,13 +196,8 @@ class MongoDBSessionManager(SessionManager):
     async def _keep_alive(self) -> None:
         """Before a write: push the session's expiry back if a touch is due (at most once per
         ``touch_after``). Raises :class:`SessionExpiredError` if the session expired meanwhile."""
-        retention = self.repository.retention
-        document = self._session_document
-        if retention is None or document is None or not retention.touch_due(document.get(EXPIRES_AT), codec.utc_now()):
-            return
-        document[EXPIRES_AT] = await self.repository.touch_session(
-            self.session_id, generation=document.get("created_at"), known_expiry=document.get(EXPIRES_AT)
-        )
+        if self._session_document is not None:
+            await self.repository.touch_if_due(self.session_id, self._session_document)
 
     async def _session(self) -> Document:
         if self._session_document is None:
