@@ -5,7 +5,15 @@ client, with a blocking facade for scripts and threads. Start with
 :class:`MongoDBSessionManagerFactory` (or :class:`AsyncMongoDBSessionManagerFactory`).
 """
 
-from .catalog import AsyncSessionCatalog, SessionCatalog, SessionPage, SessionSummary
+from .catalog import (
+    AsyncSessionCatalog,
+    CollectionStats,
+    IndexStatus,
+    PurgeReport,
+    SessionCatalog,
+    SessionPage,
+    SessionSummary,
+)
 from .connection_pool import MongoDBConnectionPool
 from .errors import (
     AlreadyExistsError,
@@ -41,9 +49,11 @@ __all__ = [
     "AsyncMongoDBSessionRepository",
     "AsyncSessionCatalog",
     "ClosedError",
+    "CollectionStats",
     "ConcurrentModificationError",
     "DocumentTooLargeError",
     "DuplicateMessageError",
+    "IndexStatus",
     "InvalidIdError",
     "InvalidInputError",
     "InvalidMetadataError",
@@ -54,6 +64,7 @@ __all__ = [
     "MongoDBSessionRepository",
     "MongoDBStorage",
     "NotFoundError",
+    "PurgeReport",
     "Retention",
     "SessionCatalog",
     "SessionExpiredError",

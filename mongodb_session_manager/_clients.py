@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from pymongo import AsyncMongoClient
 
@@ -13,8 +13,10 @@ from ._driver import ClientPort, PyMongoAsyncClientPort, port_for
 from ._runtime import ClientRuntime
 from .errors import InvalidInputError
 
-DEFAULT_DATABASE = "database_name"
-DEFAULT_COLLECTION = "collection_name"
+# The defaults of ``database_name`` and ``collection_name``. The values are the original project's
+# literal defaults, kept so that sessions its users stored without naming a namespace are found.
+DEFAULT_DATABASE_NAME = "database_name"
+DEFAULT_COLLECTION_NAME = "collection_name"
 
 # Applied only where neither the caller's keyword arguments nor the connection string set them.
 CLIENT_DEFAULTS: Mapping[str, Any] = {
@@ -26,10 +28,22 @@ CLIENT_DEFAULTS: Mapping[str, Any] = {
     "appname": "mongodb-session-manager",
 }
 
-_SCHEME = re.compile(r"^mongodb(?:\+srv)?://", re.IGNORECASE)
 # Query options holding secrets: tlsCertificateKeyFilePassword (and any other *password* option), and
 # authMechanismProperties (e.g. AWS_SESSION_TOKEN:...).
-_SECRET_OPTION = re.compile(r"(?i)(?<=[?&])((?:[^=&]*password[^=&]*|authmechanismproperties)=)[^&]*")
+_SECRET_OPTION = re.compile(r"(?i)(?<=[?&])((?:[^=&]*password[^=&]*|authmechanismproperties)=)([^&]*)")
+
+
+def _userinfo(uri: str) -> tuple[str, str, str | None, str] | None:
+    """``(scheme, user, password, rest)`` of ``scheme://user:password@rest``, tolerating unescaped
+    characters in the password (the last ``@`` before the options ends the user information)."""
+    scheme, separator, rest = uri.partition("://")
+    if not separator:
+        return None
+    end = rest.split("?", 1)[0].rfind("@")
+    if end < 0:
+        return None
+    user, colon, password = rest[:end].partition(":")
+    return scheme, user, password if colon else None, rest[end + 1 :]
 
 
 def mask_uri(uri: str) -> str:
@@ -38,15 +52,35 @@ def mask_uri(uri: str) -> str:
     The user information ends at the last ``@`` before the query, so a password that was not
     percent-encoded (an invalid URI, which the driver rejects) is masked too.
     """
-    scheme = _SCHEME.match(uri)
-    if scheme is not None:
-        rest = uri[scheme.end() :]
-        at = rest.split("?", 1)[0].rfind("@")
-        if at >= 0:
-            user, colon, _ = rest[:at].partition(":")
-            if colon:
-                uri = f"{scheme.group(0)}{user}:***{rest[at:]}"
+    parts = _userinfo(uri)
+    if parts is not None and parts[2] is not None:
+        scheme, user, _, rest = parts
+        uri = f"{scheme}://{user}:***@{rest}"
     return _SECRET_OPTION.sub(r"\1***", uri)
+
+
+class SecretScrubber:
+    """Removes every form of a connection string's secrets (as given, percent-decoded, or the whole
+    URI) from a text, e.g. a driver error message that quotes them."""
+
+    def __init__(self, uri: str | None) -> None:
+        self._replacements: list[tuple[str, str]] = []
+        if not uri:
+            return
+        self._replacements.append((uri, mask_uri(uri)))
+        secrets: set[str] = set()
+        parts = _userinfo(uri)
+        if parts is not None and parts[2]:
+            secrets.add(parts[2])
+        secrets.update(option.group(2) for option in _SECRET_OPTION.finditer(uri) if option.group(2))
+        for secret in sorted(secrets | {unquote(secret) for secret in secrets}, key=len, reverse=True):
+            if secret:
+                self._replacements.append((secret, "***"))
+
+    def __call__(self, text: str) -> str:
+        for secret, replacement in self._replacements:
+            text = text.replace(secret, replacement)
+        return text
 
 
 def uri_options(uri: str) -> dict[str, str]:

@@ -20,7 +20,8 @@ from pymongo import AsyncMongoClient, MongoClient, ReturnDocument
 from pymongo.operations import IndexModel
 from pymongo.results import UpdateResult
 
-Document = dict[str, Any]
+from ._types import Document
+
 Filter = Mapping[str, Any]
 T = TypeVar("T")
 

@@ -38,14 +38,15 @@ from typing import Any
 from pymongo import IndexModel
 from pymongo.errors import OperationFailure
 
-from . import codec
+from . import _codec as codec
+from ._indexes import feedback_indexes, message_indexes, session_indexes
 from ._runtime import on_home_loop
+from ._types import Document
+from ._validation import validate_field_names, validate_id, validate_metadata_key
 from .errors import InvalidInputError, InvalidMetadataError
-from .indexes import feedback_indexes, message_indexes, session_indexes
 from .repository import AsyncMongoDBSessionRepository
 from .retention import EXPIRES_AT, expired, live
 from .sync_repository import MongoDBSessionRepository
-from .validation import validate_field_names, validate_id, validate_metadata_key
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -58,7 +59,6 @@ __all__ = [
     "SessionSummary",
 ]
 
-Document = dict[str, Any]
 
 #: The largest ``limit`` :meth:`AsyncSessionCatalog.list_sessions` accepts.
 MAX_PAGE_SIZE = 1000
@@ -572,9 +572,7 @@ class AsyncSessionCatalog:
             "pool": pool,
         }
 
-    def _expected_indexes(
-        self, metadata_fields: Sequence[str] | None, ttl: bool | None
-    ) -> dict[str, list[IndexModel]]:
+    def _expected_indexes(self, metadata_fields: Sequence[str] | None, ttl: bool | None) -> dict[str, list[IndexModel]]:
         fields = self.repository.metadata_fields if metadata_fields is None else validate_field_names(metadata_fields)
         with_ttl = self.repository.retention is not None if ttl is None else bool(ttl)
         base = self.repository.collection_name
@@ -622,9 +620,7 @@ class AsyncSessionCatalog:
             for model in expected:
                 wanted = model.document
                 shape = _index_shape(wanted)
-                hit = next(
-                    (position for position, index in enumerate(existing) if _index_shape(index) == shape), None
-                )
+                hit = next((position for position, index in enumerate(existing) if _index_shape(index) == shape), None)
                 if hit is not None:
                     matched.add(hit)
                 report.append(IndexStatus(name, str(wanted["name"]), *shape[:2], True, hit is not None, shape[2]))

@@ -20,10 +20,9 @@ from pymongo import monitoring
 from ._clients import client_options, mask_uri, validate_connection_string
 from ._driver import ClientPort, PyMongoAsyncClientPort
 from ._runtime import ClientRuntime, running_loop
+from ._types import Document
 
 logger = logging.getLogger(__name__)
-
-Document = dict[str, Any]
 
 
 class PoolCounters(monitoring.ConnectionPoolListener):

@@ -13,18 +13,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import connection_pool
-from ._clients import DEFAULT_COLLECTION, DEFAULT_DATABASE
+from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
 from ._driver import port_for
 from ._runtime import ClientRuntime
+from ._types import Document
+from ._validation import validate_field_names, validate_id, validate_name
 from .errors import ClosedError, InvalidInputError
 from .repository import AsyncMongoDBSessionRepository
 from .retention import Retention
 from .session_manager import MongoDBSessionManager
-from .validation import validate_field_names, validate_id, validate_name
 
 logger = logging.getLogger(__name__)
 
-Document = dict[str, Any]
 
 EXTERNAL_CLIENT_STATS: Document = {
     "status": "external_client",
@@ -43,12 +43,16 @@ class _FactoryCore:
         client: Any,
         metadata_fields: Sequence[str] | None,
         client_kwargs: dict[str, Any],
+        *,
+        ensure_indexes: bool,
+        ttl_seconds: int | None,
+        touch_after: int | None,
     ) -> None:
         self.database_name = validate_name(database_name, "database_name")
         self.collection_name = validate_name(collection_name, "collection_name")
         self.metadata_fields = validate_field_names(metadata_fields)
-        self._ensure_indexes = bool(client_kwargs.pop("ensure_indexes", True))
-        self.retention = Retention.of(client_kwargs.pop("ttl_seconds", None), client_kwargs.pop("touch_after", None))
+        self._ensure_indexes = bool(ensure_indexes)
+        self.retention = Retention.of(ttl_seconds, touch_after)
         self._lease: connection_pool.ClientLease | None = None
         if client is not None:
             self._owns_client = False
@@ -130,22 +134,38 @@ class MongoDBSessionManagerFactory(_FactoryCore):
         client: A ``pymongo.MongoClient``, ``pymongo.AsyncMongoClient`` or Motor client to borrow;
             takes precedence over ``connection_string``; :meth:`close` leaves it open.
         metadata_fields: Metadata keys to index.
+        ensure_indexes: Create the indexes on first use; turn off when the database user may not.
+        ttl_seconds: Every manager's sessions expire after this many seconds of inactivity (see
+            :class:`MongoDBSessionManager`); None keeps them until deleted.
+        touch_after: How often (seconds of activity) a session's expiry is pushed back; defaults to
+            a tenth of ``ttl_seconds``.
         **client_kwargs: Client options (``maxPoolSize``, ``tls``, ...), used with ``connection_string``.
-            Three are the factory's own: ``ensure_indexes=False`` turns off index creation;
-            ``ttl_seconds`` (and ``touch_after``) make every manager's sessions expire after that
-            much inactivity (see :class:`MongoDBSessionManager`).
     """
 
     def __init__(
         self,
         connection_string: str | None = None,
-        database_name: str = DEFAULT_DATABASE,
-        collection_name: str = DEFAULT_COLLECTION,
+        database_name: str = DEFAULT_DATABASE_NAME,
+        collection_name: str = DEFAULT_COLLECTION_NAME,
         client: Any = None,
         metadata_fields: list[str] | None = None,
+        *,
+        ensure_indexes: bool = True,
+        ttl_seconds: int | None = None,
+        touch_after: int | None = None,
         **client_kwargs: Any,
     ) -> None:
-        super().__init__(connection_string, database_name, collection_name, client, metadata_fields, client_kwargs)
+        super().__init__(
+            connection_string,
+            database_name,
+            collection_name,
+            client,
+            metadata_fields,
+            client_kwargs,
+            ensure_indexes=ensure_indexes,
+            ttl_seconds=ttl_seconds,
+            touch_after=touch_after,
+        )
 
     def create_session_manager(
         self,
@@ -199,13 +219,27 @@ class AsyncMongoDBSessionManagerFactory(_FactoryCore):
     def __init__(
         self,
         connection_string: str | None = None,
-        database_name: str = DEFAULT_DATABASE,
-        collection_name: str = DEFAULT_COLLECTION,
+        database_name: str = DEFAULT_DATABASE_NAME,
+        collection_name: str = DEFAULT_COLLECTION_NAME,
         client: Any = None,
         metadata_fields: list[str] | None = None,
+        *,
+        ensure_indexes: bool = True,
+        ttl_seconds: int | None = None,
+        touch_after: int | None = None,
         **client_kwargs: Any,
     ) -> None:
-        super().__init__(connection_string, database_name, collection_name, client, metadata_fields, client_kwargs)
+        super().__init__(
+            connection_string,
+            database_name,
+            collection_name,
+            client,
+            metadata_fields,
+            client_kwargs,
+            ensure_indexes=ensure_indexes,
+            ttl_seconds=ttl_seconds,
+            touch_after=touch_after,
+        )
 
     async def create_session_manager(
         self,
@@ -254,7 +288,7 @@ _global_lock = threading.Lock()
 
 def initialize_global_factory(
     connection_string: str,
-    database_name: str = DEFAULT_DATABASE,
+    database_name: str = DEFAULT_DATABASE_NAME,
     collection_name: str = "virtualagent_sessions",
     metadata_fields: list[str] | None = None,
     **client_kwargs: Any,

@@ -13,11 +13,22 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from strands.types.content import Message
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
-from . import codec
-from ._clients import DEFAULT_COLLECTION, DEFAULT_DATABASE, runtime_for
+from . import _codec as codec
+from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME, runtime_for
 from ._driver import CollectionPort
 from ._gridfs import GridFSPort, gridfs_bucket
+from ._indexes import ensure_indexes
 from ._runtime import ClientRuntime, on_home_loop
+from ._types import Document
+from ._validation import (
+    _check_nested_keys,
+    flatten_metadata_update,
+    validate_field_names,
+    validate_id,
+    validate_message_id,
+    validate_metadata_keys,
+    validate_name,
+)
 from ._write_errors import BSON_LIMIT, encoded_size, storing, too_large_message
 from .errors import (
     AlreadyExistsError,
@@ -28,24 +39,13 @@ from .errors import (
     NotFoundError,
     SessionExpiredError,
 )
-from .indexes import ensure_indexes
 from .retention import EXPIRES_AT, Retention, as_utc, expired, live
-from .validation import (
-    _check_nested_keys,
-    flatten_metadata_update,
-    validate_field_names,
-    validate_id,
-    validate_message_id,
-    validate_metadata_keys,
-    validate_name,
-)
 
 if TYPE_CHECKING:
     from strands.multiagent.base import MultiAgentBase
 
 logger = logging.getLogger(__name__)
 
-Document = dict[str, Any]
 
 _NO_ID = {"_id": 0}
 # What expiry bookkeeping reads of a session document: its generation and its expiry.
@@ -87,8 +87,8 @@ class AsyncMongoDBSessionRepository:
     def __init__(
         self,
         connection_string: str | None = None,
-        database_name: str = DEFAULT_DATABASE,
-        collection_name: str = DEFAULT_COLLECTION,
+        database_name: str = DEFAULT_DATABASE_NAME,
+        collection_name: str = DEFAULT_COLLECTION_NAME,
         client: Any = None,
         metadata_fields: Sequence[str] | None = None,
         application_name: str | None = None,

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
+from ._types import Document
 from .errors import InvalidInputError
-
-Document = dict[str, Any]
 
 EXPIRES_AT = "expires_at"
 # The TTL index of each collection; ``expireAfterSeconds=0`` because ``expires_at`` is the deadline itself.

@@ -41,9 +41,11 @@ from strands.types.content import Message
 from strands.types.exceptions import SessionException
 from strands.types.session import SessionAgent, SessionMessage
 
-from . import codec
-from ._clients import DEFAULT_COLLECTION, DEFAULT_DATABASE
+from . import _codec as codec
+from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
 from ._runtime import running_loop
+from ._types import Document
+from ._validation import validate_id
 from .errors import (
     AlreadyExistsError,
     ClosedError,
@@ -55,7 +57,6 @@ from .errors import (
 )
 from .hooks import Hook, call_with_hook
 from .repository import AsyncMongoDBSessionRepository
-from .validation import validate_id
 
 if TYPE_CHECKING:
     from strands.agent.agent import Agent
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Document = dict[str, Any]
 
 # How many times a message is renumbered after colliding with another writer's before giving up.
 # Each collision means another writer's insert succeeded, so the system progresses; the cap only bounds
@@ -120,8 +120,8 @@ class MongoDBSessionManager(SessionManager):
         self,
         session_id: str,
         connection_string: str | None = None,
-        database_name: str = DEFAULT_DATABASE,
-        collection_name: str = DEFAULT_COLLECTION,
+        database_name: str = DEFAULT_DATABASE_NAME,
+        collection_name: str = DEFAULT_COLLECTION_NAME,
         client: Any = None,
         metadata_fields: Sequence[str] | None = None,
         metadata_hook: Hook | None = None,
@@ -233,7 +233,7 @@ class MongoDBSessionManager(SessionManager):
     def initialize(self, agent: LocalAgent, **kwargs: Any) -> None:
         """Restore ``agent`` from the session, or record it as a new agent of the session.
 
-        Initializing the same agent object again is a no-op (the factory spec's examples do it).
+        Initializing the same agent object again is a no-op (the factory API's documented examples do it).
         """
         self._check_open()
         if not self._initialize_without_io(agent):

@@ -51,12 +51,13 @@ from strands.storage.storage import StorageSearchResult
 from strands.types.exceptions import StorageError
 
 from . import connection_pool
-from ._clients import DEFAULT_DATABASE
-from ._driver import ClientPort, Document, port_for
+from ._clients import DEFAULT_DATABASE_NAME
+from ._driver import ClientPort, port_for
 from ._gridfs import GridFSFileMissingError, GridFSPort, gridfs_bucket
 from ._runtime import ClientRuntime, running_loop
+from ._types import Document
+from ._validation import validate_name
 from .errors import ClosedError, WrongLoopError
-from .validation import validate_name
 
 if TYPE_CHECKING:
     from .mongodb_session_factory import AsyncMongoDBSessionManagerFactory, MongoDBSessionManagerFactory
@@ -254,7 +255,7 @@ class MongoDBStorage:
     def __init__(
         self,
         connection_string: str | None = None,
-        database_name: str = DEFAULT_DATABASE,
+        database_name: str = DEFAULT_DATABASE_NAME,
         collection_name: str = DEFAULT_STORAGE_COLLECTION,
         *,
         client: Any = None,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from strands.session.session_repository import SessionRepository
 from strands.types.session import Session, SessionAgent, SessionMessage
 
-from ._clients import DEFAULT_COLLECTION, DEFAULT_DATABASE
+from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
 from .repository import AsyncMongoDBSessionRepository
 
 if TYPE_CHECKING:
@@ -28,8 +28,8 @@ class MongoDBSessionRepository(SessionRepository):
     def __init__(
         self,
         connection_string: str | None = None,
-        database_name: str = DEFAULT_DATABASE,
-        collection_name: str = DEFAULT_COLLECTION,
+        database_name: str = DEFAULT_DATABASE_NAME,
+        collection_name: str = DEFAULT_COLLECTION_NAME,
         client: Any = None,
         metadata_fields: Sequence[str] | None = None,
         application_name: str | None = None,

@@ -20,6 +20,7 @@ from pymongo.database import Database
 from strands.types.exceptions import SessionException
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
+from mongodb_session_manager._indexes import MESSAGE_INDEX_NAME
 from mongodb_session_manager.errors import (
     AlreadyExistsError,
     ClosedError,
@@ -30,7 +31,6 @@ from mongodb_session_manager.errors import (
     NotFoundError,
     UnstorableValueError,
 )
-from mongodb_session_manager.indexes import MESSAGE_INDEX_NAME
 from mongodb_session_manager.repository import AsyncMongoDBSessionRepository
 
 pytestmark = pytest.mark.anyio

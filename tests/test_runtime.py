@@ -66,7 +66,7 @@ def test_sync_api_from_16_threads_at_once(mongodb_uri: str, db_name: str) -> Non
 
 @pytest.mark.anyio
 async def test_sync_api_inside_a_running_event_loop(mongodb_uri: str, db_name: str) -> None:
-    # The factory spec's FastAPI examples call the blocking API from `async def` endpoints.
+    # The factory API's documented FastAPI examples call the blocking API from `async def` endpoints.
     factory = MongoDBSessionManagerFactory(connection_string=mongodb_uri, database_name=db_name)
     try:
         manager = factory.create_session_manager("inside-loop")

@@ -215,7 +215,7 @@ def test_repeated_initialize_is_a_no_op_and_a_second_agent_object_is_rejected(
     before = list(agent.messages)
     commands.take()
 
-    # The factory spec's examples call these themselves after Agent(...) already did.
+    # The factory API's documented examples call these themselves after Agent(...) already did.
     manager.initialize(agent)
     manager.sync_agent(agent)
     assert commands.take() == []
@@ -428,7 +428,7 @@ def test_closing_a_factory_manager_leaves_the_shared_client_open(factory: MongoD
     first.update_metadata({"a": 1})
     first.close()
     first.close()
-    # The factory spec's "with-metadata" endpoint reads metadata after close(): a factory-made manager
+    # The factory API's documented "with-metadata" endpoint reads metadata after close(): a factory-made manager
     # owns nothing, so it stays usable.
     assert first.get_metadata() == {"a": 1}
     assert second.get_metadata() == {"a": 1}

@@ -1,4 +1,4 @@
-"""Every example of spec/factory-api.md that needs no LLM, run as written.
+"""Every example of the factory API's usage documentation that needs no LLM, run as written.
 
 Substitutions, and nothing else: ``mongodb://localhost:27017/`` becomes the test server's URI (``uri``),
 database names become unique per test (``db_name``, ``other_db``), ``print`` output is captured, and the
@@ -33,13 +33,13 @@ from mongodb_session_manager import (
 
 logger = logging.getLogger("spec_examples")
 
-# The spec's FastAPI shutdown example keeps the factory in a module-level variable.
+# The documented FastAPI shutdown example keeps the factory in a module-level variable.
 factory: MongoDBSessionManagerFactory | None = None
 
 POOL_COUNTERS = {"open", "in_use", "waiting", "created", "closed", "checkout_failures"}
 EXTERNAL = {"status": "external_client", "message": "Using externally managed MongoDB client"}
 
-# The spec's FastAPI examples use the deprecated (still supported) `@app.on_event`.
+# The documented FastAPI examples use the deprecated (still supported) `@app.on_event`.
 on_event_examples = pytest.mark.filterwarnings("ignore:\\s*on_event is deprecated:DeprecationWarning")
 
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from strands.types.exceptions import SessionException
 
-from mongodb_session_manager.errors import InvalidIdError, InvalidInputError, InvalidMetadataError
-from mongodb_session_manager.validation import (
+from mongodb_session_manager._validation import (
     MAX_ID_LENGTH,
     MAX_METADATA_DEPTH,
     MAX_METADATA_KEY_LENGTH,
@@ -21,6 +20,7 @@ from mongodb_session_manager.validation import (
     validate_metadata_keys,
     validate_name,
 )
+from mongodb_session_manager.errors import InvalidIdError, InvalidInputError, InvalidMetadataError
 
 
 def nested(levels: int, leaf: Any = 1) -> Any:

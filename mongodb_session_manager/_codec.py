@@ -17,12 +17,12 @@ Schema (``<c>`` is the configured collection name):
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import cast
 
 from strands.types.content import Message
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
-Document = dict[str, Any]
+from ._types import Document
 
 MESSAGES_SUFFIX = ".messages"
 FEEDBACK_SUFFIX = ".feedback"

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from pymongo import ASCENDING, IndexModel
 
+from ._codec import FEEDBACK_SUFFIX, MESSAGES_SUFFIX
 from ._driver import ClientPort
-from .codec import FEEDBACK_SUFFIX, MESSAGES_SUFFIX
 from .retention import EXPIRES_AT, TTL_INDEX_NAME
 
 MESSAGE_INDEX_NAME = "session_agent_message"
