@@ -34,6 +34,7 @@ Implementation notes
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import os
 import re
@@ -596,10 +597,36 @@ class CommandRecorder(monitoring.CommandListener):
             commands, self.commands = self.commands, []
         return [next(iter(command)) for command in commands]
 
+    def clear(self) -> None:
+        """Forget what was recorded so far."""
+        with self._lock:
+            self.commands = []
+
+    @property
+    def targets(self) -> list[tuple[str, Any]]:
+        """``(name, target)`` of each recorded command; the target is the command's first value,
+        e.g. the collection of a ``find`` or ``insert``."""
+        with self._lock:
+            return [(name, command[name]) for command in self.commands for name in (next(iter(command)),)]
+
+    def count(self, name: str, collection: str | None = None) -> int:
+        """How many ``name`` commands were recorded (on ``collection`` only, if given)."""
+        return sum(1 for command, target in self.targets if command == name and collection in (None, target))
+
+    def namespaces_of(self, name: str) -> collections.Counter[str]:
+        """How many ``name`` commands went to each namespace (``database.collection``, or the database
+        alone when the command's target is not a collection name)."""
+        with self._lock:
+            commands = [command for command in self.commands if next(iter(command)) == name]
+        return collections.Counter(
+            f"{command.get('$db')}.{command[name]}" if isinstance(command[name], str) else str(command.get("$db"))
+            for command in commands
+        )
+
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if self._only is None or event.command_name in self._only:
             with self._lock:
-                self.commands.append(dict(event.command))
+                self.commands.append({**event.command, "$db": event.database_name})
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

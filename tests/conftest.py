@@ -18,8 +18,17 @@ Fixtures
 ``db_name`` (function)
     A database name unique to the test (derived from its name, plus a random suffix); the database
     is dropped after the test (best effort).
+``db`` (function)
+    The test's database (``db_name``) through ``mongodb_client``, to inspect what was stored.
+``factory`` (function)
+    A :class:`MongoDBSessionManagerFactory` on ``db_name`` and the ``sessions`` collection, closed
+    after the test. Modules that need other options define their own ``factory``.
 ``anyio_backend`` (session)
     ``"asyncio"``: write async tests as ``async def`` marked ``@pytest.mark.anyio``.
+
+Markers: ``requires_local_server`` (above) and ``slow`` (tests that take tens of seconds, e.g.
+waiting for the server's TTL monitor; CI runs them, ``pytest -m "not slow"`` skips them locally).
+Shared helpers (the ``add`` tool, fail points) are in ``support.py``.
 
 At the end of the session, a server started through :mod:`mongodb_session_manager.testing` that is
 still running is stopped and reported, and the session fails.
@@ -38,6 +47,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from mongodb_session_manager import MongoDBSessionManagerFactory
 from mongodb_session_manager.testing import LocalMongoServer, running_servers
 
 ENV_VAR = "MONGODB_URI"
@@ -50,6 +60,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "requires_local_server: needs the session's LocalMongoServer (skipped when MONGODB_URI is set)",
+    )
+    config.addinivalue_line(
+        "markers", 'slow: takes tens of seconds; CI runs it, `pytest -m "not slow"` skips it for a quick local run'
     )
 
 
@@ -135,3 +148,16 @@ def db_name(request: pytest.FixtureRequest, mongodb_client: MongoClient[dict[str
             mongodb_client.drop_database(name)
     except PyMongoError as exc:  # best effort: the server may be down on purpose
         print(f"could not drop test database {name!r}: {exc}")
+
+
+@pytest.fixture
+def db(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Any:
+    """The test's database, through the session's inspection client."""
+    return mongodb_client[db_name]
+
+
+@pytest.fixture
+def factory(mongodb_uri: str, db_name: str) -> Iterator[MongoDBSessionManagerFactory]:
+    """A factory on the test's database and the ``sessions`` collection."""
+    with MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name="sessions") as shared:
+        yield shared

@@ -1,12 +1,14 @@
-"""The admin command line, run as a subprocess (``python -m mongodb_session_manager``) against the test server.
+"""The admin command line against the test server: ``main`` called in-process, plus one subprocess smoke test
+(``python -m mongodb_session_manager``).
 
 The data is written by real Strands agents (``ScriptedModel``: a tool call, a guardrail redaction of
-a message carrying an image) through ``MongoDBSessionManagerFactory``. Independent commands of a
-test run in parallel: each one is a new interpreter.
+a message carrying an image) through ``MongoDBSessionManagerFactory``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import secrets
@@ -21,7 +23,8 @@ from typing import Any
 import pytest
 from bson import json_util
 from pymongo import MongoClient
-from strands import Agent, tool
+from strands import Agent
+from support import add
 
 from mongodb_session_manager import MongoDBSessionManagerFactory, MongoDBSessionRepository
 from mongodb_session_manager.catalog import SessionCatalog
@@ -44,12 +47,6 @@ class Result:
         return json.loads(self.out)
 
 
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
-
-
 @dataclass
 class Namespace:
     uri: str
@@ -57,24 +54,16 @@ class Namespace:
     client: MongoClient[dict[str, Any]]
 
     def cli(self, *commands: Sequence[str], env: dict[str, str] | None = None, uri: bool = True) -> list[Result]:
-        """Run each command (``--uri/--database/--collection`` prepended) in parallel; results in order."""
-        base = [sys.executable, "-m", "mongodb_session_manager"]
-        environment = {key: value for key, value in os.environ.items() if key != "MONGODB_URI"}
-        environment.update(env or {})
-        processes = []
+        """Run each command (``--uri/--database/--collection`` prepended) in this process; results in order.
+
+        ``main`` is called as the console script calls it, with standard output and error captured and
+        the environment of a shell without ``MONGODB_URI`` (plus ``env``).
+        """
+        results = []
         for command in commands:
             prefix = ["--uri", self.uri] if uri else []
-            args = [*base, *prefix, "--database", self.database, "--collection", COLLECTION, *command]
-            processes.append(
-                (
-                    command,
-                    subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment),
-                )
-            )
-        results = []
-        for command, process in processes:
-            out, err = process.communicate(timeout=60)
-            results.append(Result(command, process.returncode, out, err))
+            args = [*prefix, "--database", self.database, "--collection", COLLECTION, *command]
+            results.append(run_main(args, env or {}))
         return results
 
     def cursor_after(self, session_id: str) -> str:
@@ -89,6 +78,26 @@ class Namespace:
     def one(self, *command: str) -> Result:
         [result] = self.cli(command)
         return result
+
+
+@contextlib.contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` without ``MONGODB_URI`` and with ``env``, restored afterwards."""
+    saved = dict(os.environ)
+    os.environ.pop("MONGODB_URI", None)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_main(args: Sequence[str], env: dict[str, str]) -> Result:
+    out, err = io.StringIO(), io.StringIO()
+    with environment(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return Result(args, code, out.getvalue(), err.getvalue())
 
 
 def converse(factory: MongoDBSessionManagerFactory, session_id: str, *turns: Any, **options: Any) -> None:
@@ -427,3 +436,21 @@ def test_connection_errors_and_masked_credentials(ns: Namespace) -> None:
     # MONGODB_URI is used when --uri is not given.
     assert from_env.code == 0, from_env.err
     assert [s["session_id"] for s in from_env.json()["sessions"]] == ["alpha", "beta", "gamma"]
+
+
+LIST_JSON = ["--collection", COLLECTION, "sessions", "list", "--json"]
+
+
+def test_the_module_runs_as_a_command(ns: Namespace) -> None:
+    """One real process: ``python -m mongodb_session_manager`` (what the console script runs)."""
+    environment = {key: value for key, value in os.environ.items() if key != "MONGODB_URI"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "mongodb_session_manager", "--uri", ns.uri, "--database", ns.database, *LIST_JSON],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert [s["session_id"] for s in json.loads(completed.stdout)["sessions"]] == ["alpha", "beta", "gamma"]

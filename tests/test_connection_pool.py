@@ -13,15 +13,9 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
+from support import with_options
 
 from mongodb_session_manager import MongoDBConnectionPool, MongoDBSessionManagerFactory
-
-
-def with_options(uri: str, options: str) -> str:
-    """``uri`` with ``options`` (``a=1&b=2``) appended to its query string."""
-    if "?" in uri:
-        return f"{uri}&{options}"
-    return f"{uri}{'' if uri.endswith('/') else '/'}?{options}"
 
 
 def free_port() -> int:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import AsyncMongoClient, MongoClient, monitoring
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import PyMongoError
 
 from mongodb_session_manager import (
@@ -21,47 +19,9 @@ from mongodb_session_manager import (
     MongoDBSessionManager,
     MongoDBSessionManagerFactory,
 )
-from mongodb_session_manager.testing import LocalMongoServer
+from mongodb_session_manager.testing import CommandRecorder, LocalMongoServer
 
 EXTERNAL = {"status": "external_client", "message": "Using externally managed MongoDB client"}
-
-
-def with_options(uri: str, options: str) -> str:
-    """``uri`` with ``options`` (``a=1&b=2``) appended to its query string."""
-    if "?" in uri:
-        return f"{uri}&{options}"
-    return f"{uri}{'' if uri.endswith('/') else '/'}?{options}"
-
-
-class CommandRecorder(monitoring.CommandListener):
-    """Every command a client sends: name and namespace (database plus the command's collection)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.commands: list[tuple[str, str]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        target = event.command.get(event.command_name)
-        namespace = f"{event.database_name}.{target}" if isinstance(target, str) else event.database_name
-        with self._lock:
-            self.commands.append((event.command_name, namespace))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def names(self) -> list[str]:
-        with self._lock:
-            return [name for name, _ in self.commands]
-
-    def count(self, name: str) -> int:
-        return self.names().count(name)
-
-    def namespaces_of(self, name: str) -> Counter[str]:
-        with self._lock:
-            return Counter(namespace for command, namespace in self.commands if command == name)
 
 
 @pytest.fixture
@@ -102,13 +62,13 @@ def test_a_thousand_managers_open_no_connection_and_create_indexes_once(mongodb_
         assert index_builds, "the first write should have created the indexes"
         assert all(count == 1 for count in index_builds.values()), index_builds
         created = factory.get_connection_stats()["pool_stats"]["created"]
-        commands_before = len(listener.names())
+        commands_before = len(listener.names)
 
         managers = [factory.create_session_manager(f"session-{index}") for index in range(1000)]
         assert len({id(manager) for manager in managers}) == 1000
         assert all(isinstance(manager, MongoDBSessionManager) for manager in managers)
         # Creating a manager is free: no command at all.
-        assert len(listener.names()) == commands_before
+        assert len(listener.names) == commands_before
 
         for index, manager in enumerate(managers[::50]):
             manager.update_metadata({"priority": f"p{index}"})

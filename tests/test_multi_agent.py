@@ -7,11 +7,9 @@ the run without calling the first node's model again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 from strands import Agent
 from strands.hooks import BeforeNodeCallEvent, HookProvider, HookRegistry
 from strands.multiagent import GraphBuilder, Swarm
@@ -22,19 +20,6 @@ from mongodb_session_manager import MongoDBSessionManager, MongoDBSessionManager
 from mongodb_session_manager.scripted_model import ScriptedModel, ScriptExhaustedError, tool_call
 
 COLLECTION = "sessions"
-
-
-@pytest.fixture
-def factory(mongodb_uri: str, db_name: str) -> Iterator[MongoDBSessionManagerFactory]:
-    factory = MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION)
-    yield factory
-    factory.close()
-
-
-@pytest.fixture
-def db(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Any:
-    """The test's database, through the session's inspection client."""
-    return mongodb_client[db_name]
 
 
 def stored_state(db: Any, session_id: str, multi_agent_id: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import AsyncMongoClient, MongoClient, monitoring
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 from strands.types.exceptions import SessionException
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
@@ -32,6 +32,7 @@ from mongodb_session_manager.errors import (
     UnstorableValueError,
 )
 from mongodb_session_manager.repository import AsyncMongoDBSessionRepository
+from mongodb_session_manager.testing import CommandRecorder
 
 pytestmark = pytest.mark.anyio
 
@@ -89,25 +90,6 @@ async def repo(borrowed_client: Any, mongodb_uri: str, db_name: str) -> AsyncIte
 def raw(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Raw:
     """The test database through a plain sync PyMongo client, independent of the repository."""
     return mongodb_client[db_name]
-
-
-class CommandRecorder(monitoring.CommandListener):
-    """Records the name and target collection of every command a client sends."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, Any]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append((event.command_name, event.command.get(event.command_name)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def count(self, name: str, collection: str | None = None) -> int:
-        return sum(1 for cmd, target in self.commands if cmd == name and (collection is None or target == collection))
 
 
 @pytest.fixture
@@ -541,15 +523,15 @@ async def test_list_messages_uses_the_index_in_one_round_trip(
     messages = [text_message(f"message {i}", i) for i in range(1000)]
     await repo.create_messages("s", "a", messages)
 
-    recorder.commands.clear()
+    recorder.clear()
     assert await repo.list_messages("s", "a") == messages
     assert recorder.count("find", MESSAGES) == 1
     assert recorder.count("getMore") == 0
     assert len(recorder.commands) == 1
 
-    recorder.commands.clear()
+    recorder.clear()
     assert await repo.list_messages("s", "a", limit=20, offset=990) == messages[990:]
-    assert recorder.commands == [("find", MESSAGES)]
+    assert recorder.targets == [("find", MESSAGES)]
 
     plan = (
         raw[MESSAGES]

@@ -56,11 +56,6 @@ def wait_until(condition: Callable[[], bool], *, limit: float = 20.0) -> None:
 
 
 @pytest.fixture
-def db(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Any:
-    return mongodb_client[db_name]
-
-
-@pytest.fixture
 def commands() -> CommandRecorder:
     return CommandRecorder()
 

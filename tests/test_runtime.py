@@ -9,12 +9,12 @@ import os
 import secrets
 import threading
 import warnings
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, MongoClient
+from support import fail_point, unique_app, with_options
 
 from mongodb_session_manager import (
     AsyncMongoDBSessionManagerFactory,
@@ -24,13 +24,6 @@ from mongodb_session_manager import (
 )
 
 THREAD_PREFIX = "mongodb-session-manager"
-
-
-def with_options(uri: str, options: str) -> str:
-    """``uri`` with ``options`` (``a=1&b=2``) appended to its query string."""
-    if "?" in uri:
-        return f"{uri}&{options}"
-    return f"{uri}{'' if uri.endswith('/') else '/'}?{options}"
 
 
 def library_threads() -> set[threading.Thread]:
@@ -194,14 +187,11 @@ def test_closing_leaves_no_thread_loop_or_client_behind(
 
 
 @pytest.fixture
-def blocked_finds(mongodb_client: MongoClient[dict[str, Any]]) -> Iterator[str]:
-    """An app name whose next ``find`` the server holds for 400 ms (``failCommand`` fail point)."""
-    app_name = f"blocked-{secrets.token_hex(4)}"
-    yield app_name
-    mongodb_client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+def blocked_finds() -> str:
+    """An app name whose next ``find`` the server is to hold for 400 ms (``failCommand`` fail point)."""
+    return unique_app("blocked")
 
 
-@pytest.mark.requires_local_server
 @pytest.mark.anyio
 async def test_an_awaited_call_from_a_foreign_loop_does_not_block_it(
     mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]], blocked_finds: str
@@ -213,30 +203,26 @@ async def test_an_awaited_call_from_a_foreign_loop_does_not_block_it(
         manager = await factory.create_session_manager("ticking")
         await manager.update_metadata_async({"v": 1})  # connects and creates indexes before the fail point
         test_loop_thread = threading.current_thread()
-        mongodb_client.admin.command(
-            {
-                "configureFailPoint": "failCommand",
-                "mode": {"times": 1},
-                "data": {
-                    "failCommands": ["find"],
-                    "blockConnection": True,
-                    "blockTimeMS": 400,
-                    "appName": blocked_finds,
-                },
-            }
-        )
-        ticks = 0
-        call = asyncio.ensure_future(manager.get_metadata_async())
-        while not call.done():
-            ticks += 1
-            await asyncio.sleep(0.002)
-        assert await call == {"v": 1}
-        # The server held the reply for 400 ms; this loop kept running meanwhile (a blocked loop would
-        # have ticked once or twice).
-        assert ticks >= 10, ticks
-        assert threading.current_thread() is test_loop_thread
-        # The client does not live on this loop: it is served by the library's own loop thread.
-        assert any(thread.name.startswith(THREAD_PREFIX) for thread in threading.enumerate())
+        with fail_point(
+            mongodb_client,
+            blocked_finds,
+            {"times": 1},
+            failCommands=["find"],
+            blockConnection=True,
+            blockTimeMS=400,
+        ):
+            ticks = 0
+            call = asyncio.ensure_future(manager.get_metadata_async())
+            while not call.done():
+                ticks += 1
+                await asyncio.sleep(0.002)
+            assert await call == {"v": 1}
+            # The server held the reply for 400 ms; this loop kept running meanwhile (a blocked loop would
+            # have ticked once or twice).
+            assert ticks >= 10, ticks
+            assert threading.current_thread() is test_loop_thread
+            # The client does not live on this loop: it is served by the library's own loop thread.
+            assert any(thread.name.startswith(THREAD_PREFIX) for thread in threading.enumerate())
     finally:
         await factory.close()
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
-from strands import Agent, tool
+from strands import Agent
 from strands.agent.conversation_manager import SlidingWindowConversationManager
 from strands.types.exceptions import SessionException
+from support import add
 
 from mongodb_session_manager import (
     ClosedError,
@@ -32,17 +32,6 @@ SCRIPTS = Path(__file__).parent / "scripts"
 WRITES = {"insert", "update", "findAndModify", "delete"}
 
 
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: First addend.
-        b: Second addend.
-    """
-    return a + b
-
-
 @pytest.fixture
 def commands() -> CommandRecorder:
     return CommandRecorder()
@@ -55,12 +44,6 @@ def factory(mongodb_uri: str, db_name: str, commands: CommandRecorder) -> Iterat
     )
     yield factory
     factory.close()
-
-
-@pytest.fixture
-def db(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Any:
-    """The test's database, through the session's inspection client."""
-    return mongodb_client[db_name]
 
 
 def stored_messages(db: Any, session_id: str, agent_id: str = "default") -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,13 +10,6 @@ import pytest
 from mongodb_session_manager import MongoDBSessionManagerFactory
 
 Call = tuple[str, str, dict[str, Any]]
-
-
-@pytest.fixture
-def factory(mongodb_uri: str, db_name: str) -> Iterator[MongoDBSessionManagerFactory]:
-    factory = MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name="sessions")
-    yield factory
-    factory.close()
 
 
 def forwarding_hook(calls: list[Call], *, by_keyword: bool = False) -> Any:

@@ -20,6 +20,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
+from support import with_options
 
 import mongodb_session_manager.mongodb_session_factory as factory_module
 from mongodb_session_manager import (
@@ -41,13 +42,6 @@ EXTERNAL = {"status": "external_client", "message": "Using externally managed Mo
 
 # The documented FastAPI examples use the deprecated (still supported) `@app.on_event`.
 on_event_examples = pytest.mark.filterwarnings("ignore:\\s*on_event is deprecated:DeprecationWarning")
-
-
-def with_options(uri: str, options: str) -> str:
-    """``uri`` with ``options`` (``a=1&b=2``) appended to its query string."""
-    if "?" in uri:
-        return f"{uri}&{options}"
-    return f"{uri}{'' if uri.endswith('/') else '/'}?{options}"
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,19 +24,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import AsyncMongoClient, MongoClient, monitoring
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
-from strands import Agent, tool
+from strands import Agent
 from strands.session import SnapshotSessionManager
 from strands.storage import InMemoryStorage, Storage
 from strands.storage.search.keyword import KeywordSearchStrategy
 from strands.storage.storage import StorageSearchResult, _normalize_key, _normalize_prefix
 from strands.types.exceptions import StorageError
+from support import add
 
 from mongodb_session_manager import MongoDBSessionManagerFactory
 from mongodb_session_manager._gridfs import gridfs_bucket
 from mongodb_session_manager.scripted_model import ScriptedModel, tool_call
 from mongodb_session_manager.storage import MongoDBStorage, normalize_key, normalize_prefix
+from mongodb_session_manager.testing import CommandRecorder
 
 pytestmark = pytest.mark.anyio
 
@@ -124,22 +126,6 @@ def raw(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Raw:
 
 def file_counts(raw: Raw) -> tuple[int, int]:
     return raw[FILES].count_documents({}), raw[CHUNKS].count_documents({})
-
-
-class CommandRecorder(monitoring.CommandListener):
-    """Records the name and target collection of every command a client sends."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, Any]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append((event.command_name, event.command.get(event.command_name)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 # -- the protocol ---------------------------------------------------------------------------------
@@ -247,9 +233,9 @@ async def test_list_is_one_range_query_returning_keys_only(mongodb_uri: str, db_
     try:
         for key in ("p/1", "p/2", "q"):
             await store.write(key, b"x" * 100)
-        recorder.commands.clear()
+        recorder.clear()
         assert await store.list("p/") == ["p/1", "p/2"]
-        assert recorder.commands == [("find", COLLECTION)]
+        assert recorder.targets == [("find", COLLECTION)]
     finally:
         await store.aclose()
         await client.close()
@@ -397,7 +383,7 @@ async def test_search_reads_values_in_batches(mongodb_uri: str, db_name: str) ->
     store = make_storage(mongodb_uri, db_name, client)
     try:
         await asyncio.gather(*(store.write(f"doc/{index}", f"word{index} common".encode()) for index in range(40)))
-        recorder.commands.clear()
+        recorder.clear()
         assert len(await store.search("common")) == 40
         assert len(recorder.commands) == 2  # the listing and one batch (the protocol default: 41 finds)
     finally:
@@ -517,17 +503,6 @@ FIRST_TURN = [tool_call("add", {"a": 2, "b": 3}, tool_use_id="t1"), "2 + 3 = 5."
 SECOND_TURN = [tool_call("add", {"a": 5, "b": 10}, tool_use_id="t2"), "5 + 10 = 15."]
 
 
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: First addend.
-        b: Second addend.
-    """
-    return a + b
-
-
 def comparable(messages: Any) -> Any:
     """Messages without what legitimately differs between runs: random tracking ids and timings."""
     stripped = copy.deepcopy(messages)
@@ -535,12 +510,6 @@ def comparable(messages: Any) -> Any:
         message.pop("tracking_id", None)
         message.get("metadata", {}).pop("metrics", None)
     return stripped
-
-
-@pytest.fixture
-def factory(mongodb_uri: str, db_name: str) -> Iterator[MongoDBSessionManagerFactory]:
-    with MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name) as shared:
-        yield shared
 
 
 def test_snapshot_agent_restores_in_a_fresh_process_and_continues_identically(

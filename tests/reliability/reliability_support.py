@@ -1,4 +1,5 @@
-"""Helpers shared by the reliability tests (fail points, stored-data snapshots, server control)."""
+"""Helpers of the reliability tests (stored-data snapshots, server control); the helpers of every test
+module (fail points, URI options) are in tests/support.py."""
 
 from __future__ import annotations
 
@@ -7,14 +8,11 @@ import os
 import signal
 import socket
 import time
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pymongo import MongoClient
-from pymongo.errors import OperationFailure
 
 from mongodb_session_manager.testing import LocalMongoServer
 
@@ -23,28 +21,6 @@ MESSAGES = COLLECTION + ".messages"
 SCRIPTS = Path(__file__).parent / "scripts"
 
 Client = MongoClient[dict[str, Any]]
-
-
-def unique_app(prefix: str) -> str:
-    """An ``appName`` no other test uses, to scope a fail point to one client."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def with_options(uri: str, options: str) -> str:
-    return uri + ("&" if "?" in uri else "?") + options
-
-
-@contextlib.contextmanager
-def fail_point(admin: Client, app_name: str, mode: Any, **data: Any) -> Iterator[None]:
-    """Arm the ``failCommand`` fail point for the client named ``app_name``; always turned off after."""
-    try:
-        admin.admin.command({"configureFailPoint": "failCommand", "mode": mode, "data": {**data, "appName": app_name}})
-    except OperationFailure as error:  # a server started without test commands (MONGODB_URI)
-        pytest.skip(f"the server does not allow fail points: {error}")
-    try:
-        yield
-    finally:
-        admin.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
 
 
 def stored_messages(db: Any, session_id: str, agent_id: str = "default") -> list[dict[str, Any]]:

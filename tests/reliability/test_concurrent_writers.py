@@ -13,11 +13,9 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 from reliability_support import COLLECTION, SCRIPTS, first_text, stored_messages
 from strands import Agent
 from strands.agent.conversation_manager import NullConversationManager
@@ -30,18 +28,6 @@ from mongodb_session_manager import (
 from mongodb_session_manager.scripted_model import ScriptedModel
 
 WRITER = [sys.executable, str(SCRIPTS / "concurrent_writer.py")]
-
-
-@pytest.fixture
-def db(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Any:
-    return mongodb_client[db_name]
-
-
-@pytest.fixture
-def factory(mongodb_uri: str, db_name: str) -> Iterator[MongoDBSessionManagerFactory]:
-    factory = MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION)
-    yield factory
-    factory.close()
 
 
 def assert_every_writer_stored(db: Any, session_id: str, writers: list[str], turns: int) -> None:

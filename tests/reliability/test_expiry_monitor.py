@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from pymongo import MongoClient
 from strands import Agent
 
@@ -20,6 +21,7 @@ COLLECTION = "sessions"
 _MONITOR_BOUND_SECONDS = 150.0
 
 
+@pytest.mark.slow
 def test_the_ttl_monitor_removes_an_expired_session_its_messages_and_feedback(
     mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]]
 ) -> None:

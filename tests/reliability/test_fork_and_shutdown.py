@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from pymongo import MongoClient
-from reliability_support import COLLECTION, SCRIPTS, stop_process, with_options
+from reliability_support import COLLECTION, SCRIPTS, stop_process
+from support import with_options
 
 from mongodb_session_manager.testing import LocalMongoServer
 

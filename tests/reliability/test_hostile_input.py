@@ -10,11 +10,10 @@ surrogates, an object whose ``__repr__`` raises), wrong types and huge strings (
 from __future__ import annotations
 
 import decimal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 from reliability_support import COLLECTION, snapshot
 from strands import Agent
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
@@ -125,18 +124,6 @@ BAD_FEEDBACK = [
     pytest.param({"f": print}, UnstorableValueError, id="function-value"),
     pytest.param({"v": HostileRepr()}, UnstorableValueError, id="hostile-repr-value"),
 ]
-
-
-@pytest.fixture
-def db(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Any:
-    return mongodb_client[db_name]
-
-
-@pytest.fixture
-def factory(mongodb_uri: str, db_name: str) -> Iterator[MongoDBSessionManagerFactory]:
-    factory = MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION)
-    yield factory
-    factory.close()
 
 
 @pytest.fixture

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 from reliability_support import COLLECTION, snapshot
 from strands import Agent
 
@@ -24,18 +22,6 @@ from mongodb_session_manager.scripted_model import ScriptedModel
 
 MB = 1024 * 1024
 SIZE = re.compile(r"\(\d{1,3}(,\d{3})+ bytes of BSON\)")
-
-
-@pytest.fixture
-def factory(mongodb_uri: str, db_name: str) -> Iterator[MongoDBSessionManagerFactory]:
-    factory = MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION)
-    yield factory
-    factory.close()
-
-
-@pytest.fixture
-def db(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Any:
-    return mongodb_client[db_name]
 
 
 def assert_names_session_and_size(error: BaseException, session_id: str) -> None:

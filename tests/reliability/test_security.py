@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
 from reliability_support import COLLECTION, snapshot
 from strands import Agent
@@ -254,18 +253,6 @@ def test_the_package_never_unpickles_or_evaluates_stored_data() -> None:
 
 
 # -- application isolation ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def db(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Any:
-    return mongodb_client[db_name]
-
-
-@pytest.fixture
-def factory(mongodb_uri: str, db_name: str) -> Iterator[MongoDBSessionManagerFactory]:
-    factory = MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION)
-    yield factory
-    factory.close()
 
 
 def test_a_session_of_one_application_is_invisible_to_another(factory: MongoDBSessionManagerFactory, db: Any) -> None:

@@ -12,32 +12,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 from pymongo.errors import AutoReconnect, ConnectionFailure, OperationFailure
-from reliability_support import COLLECTION, fail_point, first_text, stored_messages, unique_app
+from reliability_support import COLLECTION, first_text, stored_messages
 from strands import Agent
+from support import CommandRecorder, fail_point, unique_app
 
 from mongodb_session_manager import MongoDBSessionManagerFactory
 from mongodb_session_manager.scripted_model import ScriptedModel
 
-pytestmark = [pytest.mark.requires_local_server, pytest.mark.usefixtures("collect_abandoned_sockets")]
-
-
-class InsertLog(monitoring.CommandListener):
-    """Counts the ``insert`` commands a client sent (a retried insert is sent twice)."""
-
-    def __init__(self) -> None:
-        self.inserts = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "insert":
-            self.inserts += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+pytestmark = pytest.mark.usefixtures("collect_abandoned_sockets")
 
 
 @pytest.fixture
@@ -46,13 +30,14 @@ def app_name() -> str:
 
 
 @pytest.fixture
-def inserts() -> InsertLog:
-    return InsertLog()
+def inserts() -> CommandRecorder:
+    """Counts the ``insert`` commands a client sent (a retried insert is sent twice)."""
+    return CommandRecorder(only={"insert"})
 
 
 @pytest.fixture
 def factory(
-    mongodb_uri: str, db_name: str, app_name: str, inserts: InsertLog
+    mongodb_uri: str, db_name: str, app_name: str, inserts: CommandRecorder
 ) -> Iterator[MongoDBSessionManagerFactory]:
     factory = MongoDBSessionManagerFactory(
         mongodb_uri,
@@ -64,11 +49,6 @@ def factory(
     )
     yield factory
     factory.close()
-
-
-@pytest.fixture
-def db(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Any:
-    return mongodb_client[db_name]
 
 
 TRANSIENT_FAULTS = [
@@ -89,7 +69,7 @@ def test_a_transient_fault_during_an_insert_is_retried_and_stored_once(
     factory: MongoDBSessionManagerFactory,
     mongodb_client: MongoClient[dict[str, Any]],
     app_name: str,
-    inserts: InsertLog,
+    inserts: CommandRecorder,
     db: Any,
     fault: dict[str, Any],
 ) -> None:
@@ -99,12 +79,12 @@ def test_a_transient_fault_during_an_insert_is_retried_and_stored_once(
         callback_handler=None,
     )
     agent("first question")
-    inserts.inserts = 0
+    inserts.clear()
 
     with fail_point(mongodb_client, app_name, {"times": 1}, failCommands=["insert"], **fault):
         agent("second question")  # no error reaches the caller
 
-    assert inserts.inserts == 3, "the faulted insert was not retried exactly once"  # 2 messages + 1 retry
+    assert inserts.count("insert") == 3, "the faulted insert was not retried exactly once"  # 2 messages + 1 retry
     stored = stored_messages(db, "faulty")
     assert [document["message_id"] for document in stored] == [0, 1, 2, 3]
     assert [first_text(document) for document in stored] == [

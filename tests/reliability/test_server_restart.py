@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure
-from reliability_support import COLLECTION, first_text, snapshot, stop_process, stored_messages, with_options
-from strands import Agent, tool
+from reliability_support import COLLECTION, first_text, snapshot, stop_process, stored_messages
+from strands import Agent
+from support import add, with_options
 
 from mongodb_session_manager import MongoDBSessionManagerFactory
 from mongodb_session_manager.scripted_model import ScriptedModel, tool_call
@@ -34,17 +35,6 @@ SELECTION_TIMEOUT_MS = 1000
 # Generous: the selection timeout plus a retry, on a loaded machine. A hang would take 30 s or forever.
 FAIL_FAST = 8.0
 DB = "restarts"
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: First addend.
-        b: Second addend.
-    """
-    return a + b
 
 
 @pytest.fixture(scope="module")
