@@ -13,29 +13,22 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from pathlib import Path
 
-from strands import Agent, tool
+from strands import Agent
 from strands.session import SnapshotSessionManager
 
 from mongodb_session_manager import MongoDBSessionManagerFactory
 from mongodb_session_manager.scripted_model import ScriptedModel, tool_call
 from mongodb_session_manager.storage import MongoDBStorage
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' shared helpers
+from support import add
+
 AGENT_ID = "calculator"
 SYSTEM_PROMPT = "You add numbers with the add tool."
 SECOND_TURN = [tool_call("add", {"a": 5, "b": 10}, tool_use_id="t2"), "5 + 10 = 15."]
 SECOND_PROMPT = "And 5 + 10?"
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: First addend.
-        b: Second addend.
-    """
-    return a + b
 
 
 def main(argv: list[str]) -> None:
