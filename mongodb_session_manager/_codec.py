@@ -22,6 +22,7 @@ from typing import cast
 from strands.types.content import Message
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
+from . import _compat
 from ._types import Document
 
 MESSAGES_SUFFIX = ".messages"
@@ -73,7 +74,7 @@ def agent_record(agent: SessionAgent) -> Document:
         "agent_id": agent.agent_id,
         "state": agent.state,
         "conversation_manager_state": agent.conversation_manager_state,
-        "internal_state": agent._internal_state,
+        "internal_state": _compat.internal_state(agent),
         "created_at": agent.created_at,
         "updated_at": agent.updated_at,
         # Optimistic concurrency: every update increments it; a manager's update expects the version it saw.
@@ -82,11 +83,11 @@ def agent_record(agent: SessionAgent) -> Document:
 
 
 def agent_from_record(record: Document) -> SessionAgent:
-    return SessionAgent(
+    return _compat.session_agent(
         agent_id=record["agent_id"],
         state=record.get("state") or {},
         conversation_manager_state=record.get("conversation_manager_state") or {},
-        _internal_state=record.get("internal_state") or {},
+        internal_state=record.get("internal_state") or {},
         created_at=record["created_at"],
         updated_at=record["updated_at"],
     )

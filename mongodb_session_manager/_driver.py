@@ -20,6 +20,7 @@ from pymongo import AsyncMongoClient, MongoClient, ReturnDocument
 from pymongo.operations import IndexModel
 from pymongo.results import UpdateResult
 
+from . import _compat
 from ._types import Document
 
 Filter = Mapping[str, Any]
@@ -247,8 +248,7 @@ class PyMongoAsyncClientPort:
 
     def home_loop(self) -> asyncio.AbstractEventLoop | None:
         # PyMongo binds the client to the loop of its first operation and refuses any other.
-        loop: asyncio.AbstractEventLoop | None = getattr(self.client, "_loop", None)
-        return loop
+        return _compat.pymongo_async_client_loop(self.client)
 
     async def close(self) -> None:
         await self.client.close()
@@ -271,8 +271,7 @@ class MotorClientPort:
 
     def home_loop(self) -> asyncio.AbstractEventLoop | None:
         # Motor fixes its loop the first time it needs one; its futures belong to that loop.
-        loop: asyncio.AbstractEventLoop | None = getattr(self.client, "_io_loop", None)
-        return loop
+        return _compat.motor_client_loop(self.client)
 
     async def close(self) -> None:
         self.client.close()

@@ -35,13 +35,13 @@ from strands.hooks import (
     MessageUpdatedEvent,
     MultiAgentInitializedEvent,
 )
-from strands.session.repository_session_manager import RepositorySessionManager
 from strands.session.session_manager import SessionManager
 from strands.types.content import Message
 from strands.types.exceptions import SessionException
 from strands.types.session import SessionAgent, SessionMessage
 
 from . import _codec as codec
+from . import _compat
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
 from ._runtime import running_loop
 from ._types import Document
@@ -364,7 +364,7 @@ class MongoDBSessionManager(SessionManager):
             tracking.latest = SessionMessage({"role": "user", "content": []}, offset - 1)
         if not (isinstance(agent, Agent) and agent.model.stateful):
             restored = prepend + [message.to_message() for message in listed]
-            agent.messages = _repair_tool_pairs(restored)
+            agent.messages = _compat.repair_tool_pairs(restored)
         tracking.synced = _sync_marker(agent)
         self._agents[agent.agent_id] = tracking
         logger.debug(
@@ -732,11 +732,11 @@ def _sync_marker(agent: LocalAgent) -> Document:
     if not isinstance(agent, Agent):
         return {"state": copy.deepcopy(agent.state.get())}
     return {
-        "state_version": agent.state._get_version(),
+        "state_version": _compat.state_version(agent.state),
         # Content, not version: Strands bumps the version in every tool cycle even when nothing changed.
-        "interrupt_state": agent._interrupt_state.to_dict(),
+        "interrupt_state": _compat.interrupt_state(agent),
         "conversation_manager_state": copy.deepcopy(agent.conversation_manager.get_state()),
-        "model_state": copy.deepcopy(agent._model_state),
+        "model_state": copy.deepcopy(_compat.model_state(agent)),
     }
 
 
@@ -750,14 +750,6 @@ def _prune_held(tracking: _AgentTracking) -> None:
         for record in tracking.held
         if record.to_message().get("tracking_id") in tracking_ids or id(record.to_message()) in identities
     ]
-
-
-def _repair_tool_pairs(messages: list[Message]) -> list[Message]:
-    """Strands' own repair of tool-use/tool-result pairs broken by truncation (same as its repository manager)."""
-    repaired: list[Message] = RepositorySessionManager._fix_broken_tool_use(
-        RepositorySessionManager.__new__(RepositorySessionManager), messages
-    )
-    return repaired
 
 
 __all__ = ["MongoDBSessionManager"]

@@ -34,7 +34,6 @@ import contextlib
 import copy
 import functools
 import logging
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -50,7 +49,7 @@ from strands.storage.search.types import SearchStrategy
 from strands.storage.storage import StorageSearchResult
 from strands.types.exceptions import StorageError
 
-from . import connection_pool
+from . import _compat, connection_pool
 from ._clients import DEFAULT_DATABASE_NAME
 from ._driver import ClientPort, port_for
 from ._gridfs import GridFSFileMissingError, GridFSPort, gridfs_bucket
@@ -61,21 +60,6 @@ from .errors import ClosedError, WrongLoopError
 
 if TYPE_CHECKING:
     from .mongodb_session_factory import AsyncMongoDBSessionManagerFactory, MongoDBSessionManagerFactory
-
-try:  # Strands' sync->async bridge: SessionManager.initialize and Agent.__call__ run on a throwaway loop.
-    from strands._async import is_run_async_bridge as _in_strands_bridge
-    from strands._async import run_async as _strands_run_async
-except ImportError:  # pragma: no cover - older or newer Strands without the private module
-
-    def _in_strands_bridge() -> bool:
-        return False
-
-    _strands_run_async = None  # type: ignore[assignment]
-
-try:  # Marks a view as already namespaced, so SnapshotSessionManager does not add "session/" on top.
-    from strands.storage.storage import _NAMESPACED
-except ImportError:  # pragma: no cover
-    _NAMESPACED = object()
 
 __all__ = ["DEFAULT_GRIDFS_THRESHOLD", "DEFAULT_STORAGE_COLLECTION", "MongoDBStorage"]
 
@@ -193,20 +177,6 @@ def _failing(action: str) -> Iterator[None]:
         raise
     except Exception as error:
         raise StorageError(f"{action}: {type(error).__name__}: {error}") from error
-
-
-def _thread_is_in_strands_bridge(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether the thread running ``loop`` is blocked in Strands' ``run_async`` (waiting for us)."""
-    thread_id = getattr(loop, "_thread_id", None)
-    target = getattr(_strands_run_async, "__code__", None)
-    if thread_id is None or target is None:
-        return False
-    frame = sys._current_frames().get(thread_id)
-    while frame is not None:
-        if frame.f_code is target:
-            return True
-        frame = frame.f_back
-    return False
 
 
 @dataclass
@@ -353,14 +323,14 @@ class MongoDBStorage:
         if not runtime.owns_client and runtime.kind != "pymongo-sync":
             home = runtime.port.home_loop()
             current = running_loop()
-            if (home is None or home.is_closed()) and _in_strands_bridge():
+            if (home is None or home.is_closed()) and _compat.in_strands_bridge():
                 # An unbound borrowed client must not bind to Strands' throwaway bridge loop: bind it to
                 # a lasting private loop thread instead (this bridge thread may block, it is Strands' own).
                 return await anyio.to_thread.run_sync(functools.partial(runtime.call, function, *args, **kwargs))
             if home is not None and home is not current and not home.is_closed():
                 if not home.is_running():
                     raise ClosedError("the event loop the MongoDB client is bound to is not running")
-                if _in_strands_bridge() and _thread_is_in_strands_bridge(home):
+                if _compat.in_strands_bridge() and _compat.thread_waits_in_strands_bridge(home):
                     raise WrongLoopError(
                         "a Strands sync call (Agent(...) restoring its session, or agent(...)) blocks the event loop "
                         "the borrowed MongoDB client is bound to, so the storage cannot run there. Use a storage "
@@ -472,7 +442,7 @@ class MongoDBStorage:
         normalized = normalize_prefix(prefix).rstrip("/")
         scoped = copy.copy(self)
         scoped._prefix = f"{self._prefix}{normalized}/" if normalized else self._prefix
-        scoped._namespaced = _NAMESPACED  # type: ignore[attr-defined]
+        _compat.mark_namespaced(scoped)
         return scoped
 
     # -- maintenance ------------------------------------------------------------------------------
