@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import anyio.to_thread
+from gridfs import AsyncGridFSBucket, GridFSBucket
 from pymongo import AsyncMongoClient, MongoClient, ReturnDocument
 from pymongo.operations import IndexModel
 from pymongo.results import UpdateResult
@@ -24,7 +25,6 @@ from . import _compat
 from ._types import Document
 
 Filter = Mapping[str, Any]
-T = TypeVar("T")
 
 # Large enough that a conversation comes back in one reply (the server still caps a reply at 16 MiB).
 _FIND_BATCH_SIZE = 100_000
@@ -53,6 +53,21 @@ class CollectionPort(Protocol):
         self, filter: Filter, update: Mapping[str, Any], projection: Mapping[str, Any] | None = None
     ) -> Document: ...
 
+    async def find_one_and_replace(
+        self,
+        filter: Filter,
+        replacement: Mapping[str, Any],
+        projection: Mapping[str, Any] | None = None,
+        *,
+        upsert: bool = False,
+    ) -> Document | None:
+        """Replace the matching document; returns it as it was before (None if there was none)."""
+        ...
+
+    async def find_one_and_delete(self, filter: Filter, projection: Mapping[str, Any] | None = None) -> Document | None:
+        """Delete the matching document; returns it (None if there was none)."""
+        ...
+
     async def insert_one(self, document: Document) -> None: ...
 
     async def insert_many(self, documents: Sequence[Document]) -> None: ...
@@ -75,8 +90,16 @@ class ClientPort(Protocol):
 
     kind: str
     client: Any
+    #: How the client's methods are awaited (natively, or in a worker thread).
+    calls: Calls
+    #: Whether the client is bound to one event loop (async drivers) and must be used there.
+    loop_bound: bool
 
     def collection(self, database: str, name: str) -> CollectionPort: ...
+
+    def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
+        """The driver's own GridFS bucket object, its methods awaited through :attr:`calls`."""
+        ...
 
     async def command(self, database: str, command: Mapping[str, Any]) -> Document: ...
 
@@ -87,18 +110,57 @@ class ClientPort(Protocol):
     async def close(self) -> None: ...
 
 
-class _AwaitableCollection:
-    """Wraps a PyMongo async or Motor collection: both return awaitables with the same signatures."""
+class Calls(Protocol):
+    """How a driver's methods are awaited: natively (async drivers) or in a worker thread (sync PyMongo)."""
 
-    def __init__(self, collection: Any) -> None:
+    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``function(*args, **kwargs)``, awaited without blocking the event loop."""
+        ...
+
+    async def to_list(self, cursor: Any) -> list[Document]:
+        """Every document of a cursor."""
+        ...
+
+
+class _Awaiting:
+    """PyMongo's async API and Motor: their methods return awaitables."""
+
+    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await function(*args, **kwargs)
+
+    async def to_list(self, cursor: Any) -> list[Document]:
+        documents: list[Document] = await cursor.to_list(None)
+        return documents
+
+
+class _InThread:
+    """Sync PyMongo: each call runs in a worker thread, so no event loop blocks."""
+
+    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
+
+    async def to_list(self, cursor: Any) -> list[Document]:
+        return await anyio.to_thread.run_sync(list, cursor)
+
+
+AWAITING: Calls = _Awaiting()
+IN_THREAD: Calls = _InThread()
+
+
+class _Collection:
+    """A driver collection (async PyMongo, Motor or sync PyMongo: same signatures) behind
+    :class:`CollectionPort`; ``calls`` says how its methods are awaited."""
+
+    def __init__(self, collection: Any, calls: Calls) -> None:
         self._collection = collection
+        self._calls = calls
 
     @property
     def full_name(self) -> str:
         return str(self._collection.full_name)
 
     async def find_one(self, filter: Filter, projection: Mapping[str, Any] | None = None) -> Document | None:
-        result: Document | None = await self._collection.find_one(filter, projection)
+        result: Document | None = await self._calls.call(self._collection.find_one, filter, projection)
         return result
 
     async def find(
@@ -111,89 +173,18 @@ class _AwaitableCollection:
         projection: Mapping[str, Any] | None = None,
         hint: str | None = None,
     ) -> list[Document]:
+        # Creating the cursor does no I/O; reading it does.
         cursor = self._collection.find(
             filter, projection, sort=sort, skip=skip, limit=limit, batch_size=_batch_size(limit)
         )
         if hint is not None:
             cursor = cursor.hint(hint)
-        documents: list[Document] = await cursor.to_list(None)
-        return documents
+        return await self._calls.to_list(cursor)
 
     async def find_one_and_upsert(
         self, filter: Filter, update: Mapping[str, Any], projection: Mapping[str, Any] | None = None
     ) -> Document:
-        document: Document = await self._collection.find_one_and_update(
-            filter, update, projection, upsert=True, return_document=ReturnDocument.AFTER
-        )
-        return document
-
-    async def insert_one(self, document: Document) -> None:
-        await self._collection.insert_one(document)
-
-    async def insert_many(self, documents: Sequence[Document]) -> None:
-        await self._collection.insert_many(documents, ordered=True)
-
-    async def update_one(self, filter: Filter, update: Mapping[str, Any], *, upsert: bool = False) -> UpdateResult:
-        result: UpdateResult = await self._collection.update_one(filter, update, upsert=upsert)
-        return result
-
-    async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> int:
-        result: UpdateResult = await self._collection.update_many(filter, update)
-        return result.matched_count
-
-    async def delete_many(self, filter: Filter) -> int:
-        result = await self._collection.delete_many(filter)
-        return int(result.deleted_count)
-
-    async def count_documents(self, filter: Filter) -> int:
-        return int(await self._collection.count_documents(filter))
-
-    async def create_indexes(self, indexes: Sequence[IndexModel]) -> None:
-        await self._collection.create_indexes(list(indexes))
-
-
-class _ThreadedCollection:
-    """Wraps a sync PyMongo collection; every call runs in a worker thread."""
-
-    def __init__(self, collection: Any) -> None:
-        self._collection = collection
-
-    @property
-    def full_name(self) -> str:
-        return str(self._collection.full_name)
-
-    @staticmethod
-    async def _in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
-
-    async def find_one(self, filter: Filter, projection: Mapping[str, Any] | None = None) -> Document | None:
-        result: Document | None = await self._in_thread(self._collection.find_one, filter, projection)
-        return result
-
-    async def find(
-        self,
-        filter: Filter,
-        *,
-        sort: Sequence[tuple[str, int]] | None = None,
-        skip: int = 0,
-        limit: int = 0,
-        projection: Mapping[str, Any] | None = None,
-        hint: str | None = None,
-    ) -> list[Document]:
-        def run() -> list[Document]:
-            cursor = self._collection.find(
-                filter, projection, sort=sort, skip=skip, limit=limit, batch_size=_batch_size(limit)
-            )
-            if hint is not None:
-                cursor = cursor.hint(hint)
-            return list(cursor)
-
-        return await self._in_thread(run)
-
-    async def find_one_and_upsert(
-        self, filter: Filter, update: Mapping[str, Any], projection: Mapping[str, Any] | None = None
-    ) -> Document:
-        document: Document = await self._in_thread(
+        document: Document = await self._calls.call(
             self._collection.find_one_and_update,
             filter,
             update,
@@ -203,29 +194,51 @@ class _ThreadedCollection:
         )
         return document
 
+    async def find_one_and_replace(
+        self,
+        filter: Filter,
+        replacement: Mapping[str, Any],
+        projection: Mapping[str, Any] | None = None,
+        *,
+        upsert: bool = False,
+    ) -> Document | None:
+        document: Document | None = await self._calls.call(
+            self._collection.find_one_and_replace,
+            filter,
+            replacement,
+            projection,
+            upsert=upsert,
+            return_document=ReturnDocument.BEFORE,
+        )
+        return document
+
+    async def find_one_and_delete(self, filter: Filter, projection: Mapping[str, Any] | None = None) -> Document | None:
+        document: Document | None = await self._calls.call(self._collection.find_one_and_delete, filter, projection)
+        return document
+
     async def insert_one(self, document: Document) -> None:
-        await self._in_thread(self._collection.insert_one, document)
+        await self._calls.call(self._collection.insert_one, document)
 
     async def insert_many(self, documents: Sequence[Document]) -> None:
-        await self._in_thread(self._collection.insert_many, documents, ordered=True)
+        await self._calls.call(self._collection.insert_many, documents, ordered=True)
 
     async def update_one(self, filter: Filter, update: Mapping[str, Any], *, upsert: bool = False) -> UpdateResult:
-        result: UpdateResult = await self._in_thread(self._collection.update_one, filter, update, upsert=upsert)
+        result: UpdateResult = await self._calls.call(self._collection.update_one, filter, update, upsert=upsert)
         return result
 
     async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> int:
-        result: UpdateResult = await self._in_thread(self._collection.update_many, filter, update)
+        result: UpdateResult = await self._calls.call(self._collection.update_many, filter, update)
         return result.matched_count
 
     async def delete_many(self, filter: Filter) -> int:
-        result = await self._in_thread(self._collection.delete_many, filter)
+        result = await self._calls.call(self._collection.delete_many, filter)
         return int(result.deleted_count)
 
     async def count_documents(self, filter: Filter) -> int:
-        return int(await self._in_thread(self._collection.count_documents, filter))
+        return int(await self._calls.call(self._collection.count_documents, filter))
 
     async def create_indexes(self, indexes: Sequence[IndexModel]) -> None:
-        await self._in_thread(self._collection.create_indexes, list(indexes))
+        await self._calls.call(self._collection.create_indexes, list(indexes))
 
 
 def _batch_size(limit: int) -> int:
@@ -236,12 +249,17 @@ class PyMongoAsyncClientPort:
     """Port over ``pymongo.AsyncMongoClient``."""
 
     kind = "pymongo-async"
+    calls = AWAITING
+    loop_bound = True
 
     def __init__(self, client: AsyncMongoClient[Any]) -> None:
         self.client = client
 
     def collection(self, database: str, name: str) -> CollectionPort:
-        return _AwaitableCollection(self.client[database][name])
+        return _Collection(self.client[database][name], self.calls)
+
+    def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
+        return AsyncGridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
 
     async def command(self, database: str, command: Mapping[str, Any]) -> Document:
         return await self.client[database].command(dict(command))
@@ -258,12 +276,19 @@ class MotorClientPort:
     """Port over Motor's ``AsyncIOMotorClient`` (deprecated upstream; accepted when passed in)."""
 
     kind = "motor"
+    calls = AWAITING
+    loop_bound = True
 
     def __init__(self, client: Any) -> None:
         self.client = client
 
     def collection(self, database: str, name: str) -> CollectionPort:
-        return _AwaitableCollection(self.client[database][name])
+        return _Collection(self.client[database][name], self.calls)
+
+    def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
+        from motor.motor_asyncio import AsyncIOMotorGridFSBucket
+
+        return AsyncIOMotorGridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
 
     async def command(self, database: str, command: Mapping[str, Any]) -> Document:
         result: Document = await self.client[database].command(dict(command))
@@ -281,22 +306,27 @@ class SyncClientPort:
     """Port over a sync ``pymongo.MongoClient``; it is thread-safe and needs no home loop."""
 
     kind = "pymongo-sync"
+    calls = IN_THREAD
+    loop_bound = False
 
     def __init__(self, client: MongoClient[Any]) -> None:
         self.client = client
 
     def collection(self, database: str, name: str) -> CollectionPort:
-        return _ThreadedCollection(self.client[database][name])
+        return _Collection(self.client[database][name], self.calls)
+
+    def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
+        return GridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
 
     async def command(self, database: str, command: Mapping[str, Any]) -> Document:
-        result: Document = await anyio.to_thread.run_sync(self.client[database].command, dict(command))
+        result: Document = await self.calls.call(self.client[database].command, dict(command))
         return result
 
     def home_loop(self) -> asyncio.AbstractEventLoop | None:
         return None
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(self.client.close)
+        await self.calls.call(self.client.close)
 
 
 def _is_motor_client(client: object) -> bool:

@@ -20,18 +20,13 @@ Example::
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-import anyio.to_thread
 from bson import ObjectId
-from gridfs import AsyncGridFSBucket, GridFSBucket
 from gridfs.errors import NoFile
 
-from ._driver import ClientPort
-
-T = TypeVar("T")
+from ._driver import Calls, ClientPort
 
 #: GridFS' own default chunk size (255 KiB), kept so files stay readable by any GridFS tool.
 DEFAULT_CHUNK_SIZE = 255 * 1024
@@ -65,12 +60,14 @@ class GridFSPort(Protocol):
         ...
 
 
-class _AwaitableBucket:
-    """PyMongo's ``AsyncGridFSBucket`` or Motor's bucket: both return awaitables with the same signatures."""
+class _Bucket:
+    """A driver's GridFS bucket (PyMongo async, Motor or sync: same signatures) behind :class:`GridFSPort`;
+    ``calls`` says how its methods are awaited."""
 
-    def __init__(self, bucket: Any, bucket_name: str) -> None:
+    def __init__(self, bucket: Any, bucket_name: str, calls: Calls) -> None:
         self._bucket = bucket
         self._name = bucket_name
+        self._calls = calls
 
     @property
     def bucket_name(self) -> str:
@@ -80,62 +77,21 @@ class _AwaitableBucket:
         self, data: bytes, *, filename: str, file_id: Any = None, metadata: Mapping[str, Any] | None = None
     ) -> Any:
         file_id = ObjectId() if file_id is None else file_id
-        await self._bucket.upload_from_stream_with_id(file_id, filename, data, metadata=metadata)
+        await self._calls.call(self._bucket.upload_from_stream_with_id, file_id, filename, data, metadata=metadata)
         return file_id
 
     async def get(self, file_id: Any) -> bytes:
         try:
-            stream = await self._bucket.open_download_stream(file_id)
-            content: bytes = await stream.read()
+            stream = await self._calls.call(self._bucket.open_download_stream, file_id)
+            content: bytes = await self._calls.call(stream.read)  # reading to the end releases the cursor
         except NoFile as error:
             raise GridFSFileMissingError(f"no GridFS file {file_id!r} in bucket {self._name!r}") from error
         return content
 
     async def delete(self, file_id: Any) -> bool:
         try:
-            await self._bucket.delete(file_id)
+            await self._calls.call(self._bucket.delete, file_id)
         except NoFile:  # the chunks (if any) are deleted before NoFile is raised
-            return False
-        return True
-
-
-class _ThreadedBucket:
-    """A sync ``GridFSBucket``; every call runs in a worker thread so no event loop blocks."""
-
-    def __init__(self, bucket: GridFSBucket, bucket_name: str) -> None:
-        self._bucket = bucket
-        self._name = bucket_name
-
-    @property
-    def bucket_name(self) -> str:
-        return self._name
-
-    @staticmethod
-    async def _in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
-
-    async def put(
-        self, data: bytes, *, filename: str, file_id: Any = None, metadata: Mapping[str, Any] | None = None
-    ) -> Any:
-        file_id = ObjectId() if file_id is None else file_id
-        await self._in_thread(self._bucket.upload_from_stream_with_id, file_id, filename, data, metadata=metadata)
-        return file_id
-
-    async def get(self, file_id: Any) -> bytes:
-        def read() -> bytes:
-            with self._bucket.open_download_stream(file_id) as stream:
-                content: bytes = stream.read()
-                return content
-
-        try:
-            return await self._in_thread(read)
-        except NoFile as error:
-            raise GridFSFileMissingError(f"no GridFS file {file_id!r} in bucket {self._name!r}") from error
-
-    async def delete(self, file_id: Any) -> bool:
-        try:
-            await self._in_thread(self._bucket.delete, file_id)
-        except NoFile:
             return False
         return True
 
@@ -147,13 +103,4 @@ def gridfs_bucket(
 
     Creating one does no I/O; GridFS creates its indexes on the first upload.
     """
-    database_object = port.client[database]
-    if port.kind == "pymongo-async":
-        return _AwaitableBucket(AsyncGridFSBucket(database_object, bucket_name, chunk_size_bytes), bucket_name)
-    if port.kind == "motor":
-        from motor.motor_asyncio import AsyncIOMotorGridFSBucket
-
-        return _AwaitableBucket(AsyncIOMotorGridFSBucket(database_object, bucket_name, chunk_size_bytes), bucket_name)
-    if port.kind == "pymongo-sync":
-        return _ThreadedBucket(GridFSBucket(database_object, bucket_name, chunk_size_bytes), bucket_name)
-    raise TypeError(f"no GridFS support for client kind {port.kind!r}")
+    return _Bucket(port.gridfs_bucket(database, bucket_name, chunk_size_bytes), bucket_name, port.calls)

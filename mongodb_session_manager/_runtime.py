@@ -3,11 +3,15 @@
 An async MongoDB client is bound to one event loop (its *home loop*). :class:`ClientRuntime`
 runs the core's coroutines there, whoever calls:
 
-* ``await runtime.run(fn, ...)`` from the home loop awaits natively; from any other loop it hops
-  to the home loop and awaits the result without blocking the caller's loop.
-* ``runtime.call(fn, ...)`` from plain threads (or from inside *another* running loop) blocks the
-  calling thread only. From the home loop's own thread it raises :class:`WrongLoopError`, since
-  blocking there would deadlock.
+* ``await runtime.run(fn, ...)`` (awaiting) from the home loop awaits natively; from any other loop
+  it hops to the home loop and awaits the result without blocking the caller's loop. Methods of
+  objects with a ``runtime`` get this with the :func:`on_home_loop` decorator.
+* ``runtime.run_blocking(fn, ...)`` (blocking) from plain threads (or from inside *another* running
+  loop) blocks the calling thread only. From the home loop's own thread it raises
+  :class:`WrongLoopError`, since blocking there would deadlock. ``runtime.blocking(fn)`` makes a
+  blocking function of a coroutine function.
+
+These are the only ways the package reaches the home loop.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import pymongo
 
+from . import _compat
 from ._driver import ClientPort
 from .errors import ClosedError, WrongLoopError
 
@@ -186,7 +191,7 @@ class ClientRuntime:
         if self._port_factory is not None:
             self._port = None
 
-    def _home(self, *, start_thread: bool) -> asyncio.AbstractEventLoop | None:
+    def _home_loop(self, *, start_thread: bool) -> asyncio.AbstractEventLoop | None:
         """The loop to run on; None lets the caller's loop run it (sync or not-yet-bound clients)."""
         port = self.port
         with self._lock:
@@ -200,19 +205,45 @@ class ClientRuntime:
                 self._loop_thread = LoopThread(self._name)
             return self._loop_thread.loop
 
+    def is_home_loop(self, loop: asyncio.AbstractEventLoop | None) -> bool:
+        """Whether ``loop`` is the loop the client is bound to (False for None)."""
+        return loop is not None and loop is self.port.home_loop()
+
     async def run(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Await ``function(*args, **kwargs)`` on the home loop, without blocking the caller's loop."""
+        """AWAIT ``function(*args, **kwargs)`` on the home loop, without blocking the caller's loop.
+
+        Inside Strands' sync->async bridge (a throwaway loop in a helper thread), a borrowed client
+        that is not bound yet is bound to a lasting private loop thread instead of the throwaway loop.
+
+        Raises:
+            WrongLoopError: the client's loop is blocked in Strands' bridge waiting for this very call.
+        """
         current = asyncio.get_running_loop()
-        home = self._home(start_thread=self.owns_client)
+        start_thread = self.owns_client
+        if not self.owns_client and self.port.loop_bound and _compat.in_strands_bridge():
+            bound = self.port.home_loop()
+            if bound is None or bound.is_closed():
+                start_thread = True
+            elif bound is not current and _compat.thread_waits_in_strands_bridge(bound):
+                raise WrongLoopError(
+                    "a Strands sync call (Agent(...) restoring its session, or agent(...)) blocks the event loop "
+                    "the borrowed MongoDB client is bound to, so this call cannot run there. Use a client created "
+                    "from a connection string (e.g. MongoDBStorage.from_factory on a factory created from one), or "
+                    "call Strands' async APIs (await agent.invoke_async(...)) and construct the Agent off the loop "
+                    "(await asyncio.to_thread(Agent, ...))"
+                )
+        home = self._home_loop(start_thread=start_thread)
         if home is None or home is current:
             return await function(*args, **kwargs)
+        if not home.is_running():
+            raise ClosedError("the event loop the MongoDB client is bound to is not running")
         return await asyncio.wrap_future(
             asyncio.run_coroutine_threadsafe(_as_coroutine(function(*args, **kwargs)), home)
         )
 
-    def call(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``function(*args, **kwargs)`` on the home loop and block this thread until it is done."""
-        home = self._home(start_thread=True)
+    def run_blocking(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``function(*args, **kwargs)`` on the home loop and BLOCK this thread until it is done."""
+        home = self._home_loop(start_thread=True)
         assert home is not None
         if running_loop() is home:
             raise WrongLoopError(
@@ -223,6 +254,15 @@ class ClientRuntime:
             raise ClosedError("the MongoDB client's event loop is not running any more")
         future = asyncio.run_coroutine_threadsafe(_as_coroutine(function(*args, **kwargs)), home)
         return future.result()
+
+    def blocking(self, function: Callable[P, Awaitable[T]]) -> Callable[P, T]:
+        """A blocking version of ``function``: each call runs it with :meth:`run_blocking`."""
+
+        @functools.wraps(function)
+        def blocking(*args: P.args, **kwargs: P.kwargs) -> T:
+            return self.run_blocking(function, *args, **kwargs)
+
+        return blocking
 
     def _detach(self) -> tuple[ClientPort | None, LoopThread | None] | None:
         """Mark the runtime closed and take what must be shut down: the owned client (None for a

@@ -683,7 +683,7 @@ class SessionCatalog:
         cursor: str | None = None,
     ) -> SessionPage:
         """One page of matching sessions; see :meth:`AsyncSessionCatalog.list_sessions`."""
-        return self.core.runtime.call(
+        return self.core.runtime.run_blocking(
             self.core.list_sessions,
             application_name=application_name,
             metadata=metadata,
@@ -702,7 +702,7 @@ class SessionCatalog:
         active_before: datetime | None = None,
     ) -> int:
         """How many sessions match; see :meth:`AsyncSessionCatalog.count_sessions`."""
-        return self.core.runtime.call(
+        return self.core.runtime.run_blocking(
             self.core.count_sessions,
             application_name=application_name,
             metadata=metadata,
@@ -719,7 +719,7 @@ class SessionCatalog:
         active_before: datetime | None = None,
     ) -> int:
         """Delete matching sessions with their children; see :meth:`AsyncSessionCatalog.delete_sessions`."""
-        return self.core.runtime.call(
+        return self.core.runtime.run_blocking(
             self.core.delete_sessions,
             application_name=application_name,
             metadata=metadata,
@@ -729,35 +729,35 @@ class SessionCatalog:
 
     def purge_expired(self) -> PurgeReport:
         """Remove expired sessions and children now; see :meth:`AsyncSessionCatalog.purge_expired`."""
-        return self.core.runtime.call(self.core.purge_expired)
+        return self.core.runtime.run_blocking(self.core.purge_expired)
 
     def get_session(self, session_id: str) -> SessionSummary | None:
         """One session's summary, or None; see :meth:`AsyncSessionCatalog.get_session`."""
-        return self.core.runtime.call(self.core.get_session, session_id)
+        return self.core.runtime.run_blocking(self.core.get_session, session_id)
 
     def read_session_document(self, session_id: str) -> Document | None:
         """The whole stored session document, or None."""
-        return self.core.runtime.call(self.core.read_session_document, session_id)
+        return self.core.runtime.run_blocking(self.core.read_session_document, session_id)
 
     def collection_stats(self) -> list[CollectionStats]:
         """Counts and sizes of the namespace's collections."""
-        return self.core.runtime.call(self.core.collection_stats)
+        return self.core.runtime.run_blocking(self.core.collection_stats)
 
     def server_status(self) -> Document:
         """Ping the server and describe the client; see :meth:`AsyncSessionCatalog.server_status`."""
-        return self.core.runtime.call(self.core.server_status)
+        return self.core.runtime.run_blocking(self.core.server_status)
 
     def verify_indexes(
         self, metadata_fields: Sequence[str] | None = None, *, ttl: bool | None = None
     ) -> list[IndexStatus]:
         """Expected versus existing indexes; see :meth:`AsyncSessionCatalog.verify_indexes`."""
-        return self.core.runtime.call(self.core.verify_indexes, metadata_fields, ttl=ttl)
+        return self.core.runtime.run_blocking(self.core.verify_indexes, metadata_fields, ttl=ttl)
 
     def create_indexes(
         self, metadata_fields: Sequence[str] | None = None, *, ttl: bool | None = None
     ) -> list[IndexStatus]:
         """Create the library's indexes; see :meth:`AsyncSessionCatalog.create_indexes`."""
-        return self.core.runtime.call(self.core.create_indexes, metadata_fields, ttl=ttl)
+        return self.core.runtime.run_blocking(self.core.create_indexes, metadata_fields, ttl=ttl)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.core.repository!r})"

@@ -261,7 +261,7 @@ class MongoDBConnectionPool:
                 return False
             if running_loop() is not None and running_loop() is lease.runtime.port.home_loop():
                 return False
-            return lease.runtime.call(lease.shared.ping, timeout_ms / 1000)
+            return lease.runtime.run_blocking(lease.shared.ping, timeout_ms / 1000)
         except Exception as error:
             logger.warning("MongoDB health check failed: %s", _describe(error))
             return False

@@ -188,7 +188,7 @@ class MongoDBSessionManagerFactory(_FactoryCore):
         self._check_open()
         if not self._owns_client:
             return dict(EXTERNAL_CLIENT_STATS)
-        return self._runtime.call(self._stats)
+        return self._runtime.run_blocking(self._stats)
 
     def close(self) -> None:
         """Release the shared client if the factory owns it; a borrowed client stays open. Idempotent."""

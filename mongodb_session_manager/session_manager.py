@@ -166,22 +166,18 @@ class MongoDBSessionManager(SessionManager):
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _call(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def _run_blocking(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run an ``*_async`` method on the client's home loop, blocking this thread."""
         self._check_open()
-        return self.repository.runtime.call(function, *args)
+        return self.repository.runtime.run_blocking(function, *args)
 
-    def _on_home_loop(self) -> bool:
-        loop = running_loop()
-        return loop is not None and loop is self.repository.runtime.port.home_loop()
-
-    def _call_or_defer(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+    def _run_blocking_or_defer(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
         """Blocking call, except on the client's own loop (Strands calls redaction and context-overflow
         syncs synchronously mid-turn): there the write is scheduled, and the next awaited write of this
         manager, or :meth:`close_async`, waits for it first, which keeps the writes in order."""
         self._check_open()
-        if not self._on_home_loop():
-            self._call(function, *args)
+        if not self.repository.runtime.is_home_loop(running_loop()):
+            self._run_blocking(function, *args)
             return
         self._deferred.append(asyncio.get_running_loop().create_task(function(*args)))
 
@@ -237,13 +233,13 @@ class MongoDBSessionManager(SessionManager):
         """
         self._check_open()
         if not self._initialize_without_io(agent):
-            if self._on_home_loop():
+            if self.repository.runtime.is_home_loop(running_loop()):
                 raise WrongLoopError(
                     "Agent(...) initializes its session synchronously, and this manager's MongoDB client is "
                     "bound to the running event loop: load the session first with "
                     "`await factory.create_session_manager(..., preload=True)` or `await manager.load_async()`"
                 )
-            self._call(self.initialize_async, agent)
+            self._run_blocking(self.initialize_async, agent)
 
     async def initialize_async(self, agent: LocalAgent, **kwargs: Any) -> None:
         """Awaitable :meth:`initialize`."""
@@ -383,7 +379,7 @@ class MongoDBSessionManager(SessionManager):
 
     def append_message(self, message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Store a message the agent just added (one insert)."""
-        self._call(self.append_message_async, message, agent)
+        self._run_blocking(self.append_message_async, message, agent)
 
     async def append_message_async(self, message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Awaitable :meth:`append_message`."""
@@ -428,7 +424,7 @@ class MongoDBSessionManager(SessionManager):
 
         Only ``redact_message`` is written: the stored ``message`` keeps the content as first stored,
         and a restored agent sees the redaction."""
-        self._call_or_defer(self.redact_latest_message_async, redact_message, agent)
+        self._run_blocking_or_defer(self.redact_latest_message_async, redact_message, agent)
 
     async def redact_latest_message_async(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Awaitable :meth:`redact_latest_message`."""
@@ -465,7 +461,7 @@ class MongoDBSessionManager(SessionManager):
         if not tracking.pending_create and tracking.synced is not None and _sync_marker(agent) == tracking.synced:
             _prune_held(tracking)
             return
-        self._call_or_defer(self.sync_agent_async, agent)
+        self._run_blocking_or_defer(self.sync_agent_async, agent)
 
     async def sync_agent_async(self, agent: LocalAgent, **kwargs: Any) -> None:
         """Awaitable :meth:`sync_agent`."""
@@ -487,7 +483,7 @@ class MongoDBSessionManager(SessionManager):
 
     def initialize_multi_agent(self, source: MultiAgentBase, **kwargs: Any) -> None:
         """Restore a Graph or Swarm from the session, or record its initial state."""
-        self._call(self.initialize_multi_agent_async, source)
+        self._run_blocking(self.initialize_multi_agent_async, source)
 
     async def initialize_multi_agent_async(self, source: MultiAgentBase, **kwargs: Any) -> None:
         """Awaitable :meth:`initialize_multi_agent`."""
@@ -512,7 +508,7 @@ class MongoDBSessionManager(SessionManager):
 
     def sync_multi_agent(self, source: MultiAgentBase, **kwargs: Any) -> None:
         """Write the orchestrator's state if it changed."""
-        self._call(self.sync_multi_agent_async, source)
+        self._run_blocking(self.sync_multi_agent_async, source)
 
     async def sync_multi_agent_async(self, source: MultiAgentBase, **kwargs: Any) -> None:
         """Awaitable :meth:`sync_multi_agent`."""
@@ -563,7 +559,7 @@ class MongoDBSessionManager(SessionManager):
 
     def update_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Merge keys into the session's metadata; nested dicts keep their sibling keys."""
-        self._call(self.update_metadata_async, metadata)
+        self._run_blocking(self.update_metadata_async, metadata)
 
     async def update_metadata_async(self, metadata: Mapping[str, Any]) -> None:
         """Awaitable :meth:`update_metadata`."""
@@ -573,7 +569,7 @@ class MongoDBSessionManager(SessionManager):
             "update",
             self.session_id,
             self._update_metadata,
-            self._blocking(self._update_metadata),
+            self.repository.runtime.blocking(self._update_metadata),
             metadata,
             metadata=metadata,
         )
@@ -584,13 +580,17 @@ class MongoDBSessionManager(SessionManager):
 
     def get_metadata(self) -> Document:
         """The session's metadata as a plain dict."""
-        return self._call(self.get_metadata_async)
+        return self._run_blocking(self.get_metadata_async)
 
     async def get_metadata_async(self) -> Document:
         """Awaitable :meth:`get_metadata`."""
         self._check_open()
         result: Document = await call_with_hook(
-            self.metadata_hook, "get", self.session_id, self._get_metadata, self._blocking(self._get_metadata)
+            self.metadata_hook,
+            "get",
+            self.session_id,
+            self._get_metadata,
+            self.repository.runtime.blocking(self._get_metadata),
         )
         return result
 
@@ -599,7 +599,7 @@ class MongoDBSessionManager(SessionManager):
 
     def delete_metadata(self, keys: Sequence[str]) -> None:
         """Remove metadata keys."""
-        self._call(self.delete_metadata_async, keys)
+        self._run_blocking(self.delete_metadata_async, keys)
 
     async def delete_metadata_async(self, keys: Sequence[str]) -> None:
         """Awaitable :meth:`delete_metadata`."""
@@ -609,7 +609,7 @@ class MongoDBSessionManager(SessionManager):
             "delete",
             self.session_id,
             self._delete_metadata,
-            self._blocking(self._delete_metadata),
+            self.repository.runtime.blocking(self._delete_metadata),
             keys,
             keys=keys,
         )
@@ -627,7 +627,7 @@ class MongoDBSessionManager(SessionManager):
 
     def add_feedback(self, feedback: Mapping[str, Any]) -> None:
         """Store a feedback dict (stamped with ``created_at``)."""
-        self._call(self.add_feedback_async, feedback)
+        self._run_blocking(self.add_feedback_async, feedback)
 
     async def add_feedback_async(self, feedback: Mapping[str, Any]) -> None:
         """Awaitable :meth:`add_feedback`."""
@@ -637,7 +637,7 @@ class MongoDBSessionManager(SessionManager):
             "add",
             self.session_id,
             self._add_feedback,
-            self._blocking(self._add_feedback),
+            self.repository.runtime.blocking(self._add_feedback),
             feedback,
             feedback=feedback,
         )
@@ -648,7 +648,7 @@ class MongoDBSessionManager(SessionManager):
 
     def get_feedbacks(self) -> list[Document]:
         """The session's feedback, oldest first."""
-        return self._call(self.get_feedbacks_async)
+        return self._run_blocking(self.get_feedbacks_async)
 
     async def get_feedbacks_async(self) -> list[Document]:
         """Awaitable :meth:`get_feedbacks`."""
@@ -659,7 +659,7 @@ class MongoDBSessionManager(SessionManager):
 
     def list_agents(self) -> list[str]:
         """Ids of the agents stored in this session."""
-        return self._call(self.list_agents_async)
+        return self._run_blocking(self.list_agents_async)
 
     async def list_agents_async(self) -> list[str]:
         """Awaitable :meth:`list_agents`."""
@@ -669,7 +669,7 @@ class MongoDBSessionManager(SessionManager):
 
     def get_message_count(self, agent_id: str) -> int:
         """How many messages are stored for ``agent_id``."""
-        return self._call(self.get_message_count_async, agent_id)
+        return self._run_blocking(self.get_message_count_async, agent_id)
 
     async def get_message_count_async(self, agent_id: str) -> int:
         """Awaitable :meth:`get_message_count`."""
@@ -678,7 +678,7 @@ class MongoDBSessionManager(SessionManager):
 
     def get_agent_config(self, agent_id: str) -> Document | None:
         """The stored record of ``agent_id`` (state, conversation-manager state, timestamps), or None."""
-        return self._call(self.get_agent_config_async, agent_id)
+        return self._run_blocking(self.get_agent_config_async, agent_id)
 
     async def get_agent_config_async(self, agent_id: str) -> Document | None:
         """Awaitable :meth:`get_agent_config`."""
@@ -703,18 +703,6 @@ class MongoDBSessionManager(SessionManager):
             return
         self._closed = True
         await self.repository.close()
-
-    def _blocking(self, function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
-        """A blocking version of an ``async`` operation, handed to sync hooks as ``original_func``.
-
-        Takes the same positional or keyword arguments (``metadata=``, ``keys=``, ``feedback=``) as the
-        awaitable ``original_func`` an ``async def`` hook gets.
-        """
-
-        def blocking(*args: Any, **kwargs: Any) -> T:
-            return self.repository.runtime.call(function, *args, **kwargs)
-
-        return blocking
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(session_id={self.session_id!r}, repository={self.repository!r})"

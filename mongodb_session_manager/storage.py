@@ -32,17 +32,14 @@ import asyncio
 import builtins
 import contextlib
 import copy
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import anyio.to_thread
 from bson import Binary
 from gridfs.errors import CorruptGridFile
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 from strands.storage.search.keyword import STOP_WORDS, token_overlap_score, tokenize
 from strands.storage.search.types import SearchStrategy
@@ -53,10 +50,10 @@ from . import _compat, connection_pool
 from ._clients import DEFAULT_DATABASE_NAME
 from ._driver import ClientPort, port_for
 from ._gridfs import GridFSFileMissingError, GridFSPort, gridfs_bucket
-from ._runtime import ClientRuntime, running_loop
+from ._runtime import ClientRuntime
 from ._types import Document
 from ._validation import validate_name
-from .errors import ClosedError, WrongLoopError
+from .errors import ClosedError
 
 if TYPE_CHECKING:
     from .mongodb_session_factory import AsyncMongoDBSessionManagerFactory, MongoDBSessionManagerFactory
@@ -305,40 +302,11 @@ class MongoDBStorage:
     def _bucket(self, port: ClientPort) -> GridFSPort:
         return gridfs_bucket(port, self.database_name, self.bucket_name)
 
-    def _raw_collection(self, port: ClientPort) -> Any:
-        return port.client[self.database_name][self.collection_name]
-
-    async def _invoke(self, port: ClientPort, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a driver collection method the :class:`CollectionPort` does not offer, for any client kind."""
-        bound = getattr(self._raw_collection(port), method)
-        if port.kind == "pymongo-sync":
-            return await anyio.to_thread.run_sync(functools.partial(bound, *args, **kwargs))
-        return await bound(*args, **kwargs)
-
     async def _on_home(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Await ``function`` on the client's home loop, whatever loop (or Strands bridge) awaits us."""
+        """Await ``function`` on the client's home loop (see :meth:`ClientRuntime.run`), unless closed."""
         if self._ownership.closed:
             raise ClosedError("this MongoDBStorage is closed")
-        runtime = self._runtime
-        if not runtime.owns_client and runtime.kind != "pymongo-sync":
-            home = runtime.port.home_loop()
-            current = running_loop()
-            if (home is None or home.is_closed()) and _compat.in_strands_bridge():
-                # An unbound borrowed client must not bind to Strands' throwaway bridge loop: bind it to
-                # a lasting private loop thread instead (this bridge thread may block, it is Strands' own).
-                return await anyio.to_thread.run_sync(functools.partial(runtime.call, function, *args, **kwargs))
-            if home is not None and home is not current and not home.is_closed():
-                if not home.is_running():
-                    raise ClosedError("the event loop the MongoDB client is bound to is not running")
-                if _compat.in_strands_bridge() and _compat.thread_waits_in_strands_bridge(home):
-                    raise WrongLoopError(
-                        "a Strands sync call (Agent(...) restoring its session, or agent(...)) blocks the event loop "
-                        "the borrowed MongoDB client is bound to, so the storage cannot run there. Use a storage "
-                        "with its own client (a connection string, or MongoDBStorage.from_factory on a factory "
-                        "created from one), or call Strands' async APIs (await agent.invoke_async(...)) and "
-                        "construct the Agent off the loop (await asyncio.to_thread(Agent, ...))"
-                    )
-        return await runtime.run(function, *args, **kwargs)
+        return await self._runtime.run(function, *args, **kwargs)
 
     def _full_key(self, key: str) -> str:
         return self._prefix + normalize_key(key)
@@ -557,16 +525,9 @@ class MongoDBStorage:
         """Replace (or insert) the key's document atomically; the document it replaced, if any."""
         for attempt in range(2):
             try:
-                old: Document | None = await self._invoke(
-                    port,
-                    "find_one_and_replace",
-                    {"_id": full_key},
-                    replacement,
-                    {"gridfs_id": 1},
-                    upsert=True,
-                    return_document=ReturnDocument.BEFORE,
+                return await port.collection(self.database_name, self.collection_name).find_one_and_replace(
+                    {"_id": full_key}, replacement, {"gridfs_id": 1}, upsert=True
                 )
-                return old
             except DuplicateKeyError:
                 # Two first writes of one key raced on the upsert; the retry replaces the winner's value.
                 if attempt:
@@ -620,7 +581,9 @@ class MongoDBStorage:
     async def _delete_on_home(self, full_key: str) -> None:
         port = self._port()
         async with self._exclusive(full_key):
-            old: Document | None = await self._invoke(port, "find_one_and_delete", {"_id": full_key}, {"gridfs_id": 1})
+            old = await port.collection(self.database_name, self.collection_name).find_one_and_delete(
+                {"_id": full_key}, {"gridfs_id": 1}
+            )
             await self._delete_replaced_file(port, full_key, old)
 
     async def _list_on_home(self, full_prefix: str) -> builtins.list[str]:

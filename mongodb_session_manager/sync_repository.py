@@ -40,7 +40,7 @@ class MongoDBSessionRepository(SessionRepository):
         )
 
     def _call(self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        return self.core.runtime.call(function, *args, **kwargs)
+        return self.core.runtime.run_blocking(function, *args, **kwargs)
 
     def create_session(self, session: Session, **kwargs: Any) -> Session:
         """Insert a new session."""

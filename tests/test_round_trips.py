@@ -105,7 +105,7 @@ def seed_long_conversation(factory: MongoDBSessionManagerFactory, session_id: st
     messages = conversation(count)
     records = [SessionMessage.from_message(message, index) for index, message in enumerate(messages)]
     repository = manager.repository
-    repository.runtime.call(repository.create_messages, session_id, "default", records)
+    repository.runtime.run_blocking(repository.create_messages, session_id, "default", records)
     return messages
 
 

@@ -587,7 +587,7 @@ def test_sync_start_up_binds_an_unbound_borrowed_client_to_a_lasting_loop(mongod
         assert home is not None
         assert home.is_running()
     finally:
-        storage._runtime.call(client.close)
+        storage._runtime.run_blocking(client.close)
         storage.close()
 
 
