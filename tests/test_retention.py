@@ -283,9 +283,9 @@ def test_an_expired_session_is_invisible_before_the_ttl_monitor_runs(
     assert catalog.count_sessions() == 0
     assert catalog.list_sessions().sessions == []
     repository = catalog.core.repository
-    assert catalog.core.runtime.call(repository.read_session, "s1") is None
-    assert catalog.core.runtime.call(repository.list_messages, "s1", old.agent_id) == []
-    assert catalog.core.runtime.call(repository.get_feedbacks, "s1") == []
+    assert catalog.core.runtime.run_blocking(repository.read_session, "s1") is None
+    assert catalog.core.runtime.run_blocking(repository.list_messages, "s1", old.agent_id) == []
+    assert catalog.core.runtime.run_blocking(repository.get_feedbacks, "s1") == []
     reader = factory.create_session_manager("s1")
     assert reader.get_metadata() == {}
     assert reader.get_message_count(old.agent_id) == 0
@@ -363,11 +363,11 @@ def test_touching_a_re_created_session_raises_and_writes_nothing(mongodb_uri: st
     repository = MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION, ttl_seconds=3600)
     core = repository.core
     try:
-        document, created = core.runtime.call(core.load_session, "s1")
+        document, created = core.runtime.run_blocking(core.load_session, "s1")
         assert created
         before = db[COLLECTION].find_one({"_id": "s1"})
         with pytest.raises(SessionExpiredError):
-            core.runtime.call(core.touch_session, "s1", generation="an older generation")
+            core.runtime.run_blocking(core.touch_session, "s1", generation="an older generation")
         assert db[COLLECTION].find_one({"_id": "s1"}) == before
         expiry = repository.touch_session("s1", generation=document["created_at"])  # the blocking facade
         assert utc(db[COLLECTION].find_one({"_id": "s1"})["expires_at"]) == expiry.replace(

@@ -290,7 +290,7 @@ def test_a_session_of_one_application_is_invisible_to_another(factory: MongoDBSe
         ("last_message_id", lambda: repository.last_message_id("shared-id", "default"), None),
         ("delete_session", lambda: repository.delete_session("shared-id"), None),
     ]:
-        assert repository.runtime.call(call) == expected, name
+        assert repository.runtime.run_blocking(call) == expected, name
     for call in (
         lambda: repository.create_message("shared-id", "default", message),
         lambda: repository.update_message(
@@ -299,7 +299,7 @@ def test_a_session_of_one_application_is_invisible_to_another(factory: MongoDBSe
         lambda: repository.redact_message("shared-id", "default", 0, message.message),
     ):
         with pytest.raises(NotFoundError):
-            repository.runtime.call(call)
+            repository.runtime.run_blocking(call)
     assert snapshot(db) == before
 
     # A manager without an application name (an operator's view) still sees everything.
