@@ -60,6 +60,14 @@ class ConcurrentModificationError(MongoDBSessionError):
     """
 
 
+class LegacySessionConflictError(ConcurrentModificationError):
+    """A session stored by the original manager kept changing while this library migrated it.
+
+    A process of the original version is still writing it (a rolling deploy in progress). Nothing
+    was lost: the session stays in the original layout, readable. Retry once those processes stopped.
+    """
+
+
 class WrongLoopError(MongoDBSessionError, RuntimeError):
     """A blocking call was made on the event-loop thread that has to serve it.
 

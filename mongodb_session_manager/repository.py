@@ -377,8 +377,15 @@ class AsyncMongoDBSessionRepository:
         await self._ready()
         if not create:
             # A read: it does not push the expiry back (the caller's next write does, when due).
-            return await self._sessions.find_one(self._session_filter(session_id)), False
-        return await self._load_or_create(session_id)
+            document, created = await self._sessions.find_one(self._session_filter(session_id)), False
+        else:
+            document, created = await self._load_or_create(session_id)
+        if document is not None and isinstance(document.get("agents"), Mapping):
+            # Stored by the original manager (v0.9): read through it, and migrate it when it is about to be used.
+            from ._legacy.gate import upgrade
+
+            document = await upgrade(self, session_id, document, migrate=create)
+        return document, created
 
     async def _load_or_create(
         self, session_id: str, projection: Mapping[str, Any] | None = None
