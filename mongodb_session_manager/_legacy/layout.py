@@ -37,10 +37,10 @@ from bson import ObjectId
 from bson.binary import Binary
 from strands.types.session import SessionType
 
-from .. import codec
+from .. import _codec as codec
+from .._validation import validate_id
 from ..errors import InvalidIdError
 from ..retention import as_utc
-from ..validation import validate_id
 
 Document = dict[str, Any]
 

@@ -39,10 +39,10 @@ import bson
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from strands.types.session import SessionMessage
 
-from .. import codec
+from .. import _codec as codec
 from .._driver import CollectionPort
+from .._indexes import ensure_indexes as create_indexes
 from ..errors import DuplicateMessageError, LegacySessionConflictError
-from ..indexes import ensure_indexes
 from ..retention import as_utc
 from .layout import (
     BACKUP_SUFFIX,
@@ -110,6 +110,8 @@ class LegacyMigrator:
         source_collection: Collection of the original sessions; the repository's by default.
         lease_seconds: How long a migration claim stays valid; a claim older than this is taken over.
         checkpoint: Awaited at named points of each migration (fault injection in tests).
+        ensure_indexes: Create the target's indexes first (the unique message index makes copies
+            idempotent). Off for a migration on touch: the repository already did, or may not.
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class LegacyMigrator:
         source_collection: str | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         checkpoint: Checkpoint | None = None,
+        ensure_indexes: bool = False,
     ) -> None:
         self.repository = repository
         port = repository.runtime.port
@@ -135,7 +138,7 @@ class LegacyMigrator:
         self.feedback: CollectionPort = port.collection(database, collection + codec.FEEDBACK_SUFFIX)
         self.lease = timedelta(seconds=lease_seconds)
         self._checkpoint = checkpoint
-        self._indexes_ready = False
+        self._indexes_ready = not ensure_indexes
 
     async def _point(self, name: str, session_id: str) -> None:
         if self._checkpoint is not None:
@@ -144,7 +147,7 @@ class LegacyMigrator:
     async def _ready(self) -> None:
         if not self._indexes_ready:
             repository = self.repository
-            await ensure_indexes(
+            await create_indexes(
                 repository.runtime.port,
                 repository.database_name,
                 repository.collection_name,

@@ -5,11 +5,12 @@ Run it as ``python -m mongodb_session_manager`` (or the ``mongodb-session-manage
     mongodb-session-manager --uri mongodb://localhost:27017/ --database chat_db --collection sessions \\
         sessions list --metadata priority=high
 
-Commands: ``sessions list|show|export|delete|purge-expired``, ``stats``, ``indexes verify|create``. Global options
+Commands: ``sessions list|show|export|delete|purge-expired``, ``stats``, ``indexes verify|create``,
+``migrate`` (sessions of the original v0.9 layout). Global options
 (``--uri``/``MONGODB_URI``, ``--database``, ``--collection``, ``--application``, ``--json``,
 ``--timeout-ms``) are accepted before or after the command. Every command goes through the public
 blocking API (:class:`MongoDBSessionRepository` and :class:`SessionCatalog`), and never creates
-indexes except ``indexes create``.
+indexes except ``indexes create`` and ``migrate`` (whose copies rely on the unique message index).
 
 Exit codes: 0 success, 1 not found (missing session) or failed check (missing indexes), 2 usage
 error (including rejected ids and filters), 3 connection, server or unexpected error. Credentials
@@ -36,7 +37,7 @@ from .._clients import SecretScrubber
 from ..catalog import SessionCatalog
 from ..errors import InvalidInputError, MongoDBSessionError, NotFoundError
 from ..sync_repository import MongoDBSessionRepository
-from . import indexes, sessions, stats
+from . import indexes, migrate, sessions, stats
 from ._common import (
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -54,7 +55,7 @@ from ._common import (
 __all__ = ["EXIT_NOT_FOUND", "EXIT_OK", "EXIT_SERVER", "EXIT_USAGE", "main"]
 
 #: The command groups, in the order ``--help`` lists them.
-COMMAND_GROUPS: tuple[ModuleType, ...] = (sessions, stats, indexes)
+COMMAND_GROUPS: tuple[ModuleType, ...] = (sessions, stats, indexes, migrate)
 
 
 def _parser() -> argparse.ArgumentParser:

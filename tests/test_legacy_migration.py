@@ -1,0 +1,337 @@
+"""Sessions stored by the original manager (v0.9.1): read through, migrated on restore, safely.
+
+Original-layout documents are built from its documented schema (``legacy_documents``) and inserted
+with a plain PyMongo client; real Strands agents (scripted model) restore them through our manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from legacy_documents import (
+    at,
+    conversation_session,
+    metrics,
+    original_restore,
+    text,
+)
+from pymongo import MongoClient
+from pymongo.errors import WriteError
+from strands import Agent
+
+from mongodb_session_manager import MongoDBSessionManagerFactory
+from mongodb_session_manager._legacy.layout import BACKUP_SUFFIX, CLAIM_FIELD, decode_session
+from mongodb_session_manager._legacy.migrator import LegacyMigrator
+from mongodb_session_manager.errors import LegacySessionConflictError, MongoDBSessionError
+from mongodb_session_manager.scripted_model import ScriptedModel
+
+COLLECTION = "sessions"
+
+
+class Interrupted(Exception):
+    """Stands for a crash of the migrating process."""
+
+
+@pytest.fixture
+def db(mongodb_client: MongoClient[dict[str, Any]], db_name: str) -> Any:
+    return mongodb_client[db_name]
+
+
+@pytest.fixture
+def factory(mongodb_uri: str, db_name: str) -> Iterator[MongoDBSessionManagerFactory]:
+    factory = MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION)
+    yield factory
+    factory.close()
+
+
+def snapshot(db: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every document of every collection of the test database (empty collections, such as those
+    index creation makes, left out)."""
+    collections = {name: list(db[name].find().sort("_id", 1)) for name in sorted(db.list_collection_names())}
+    return {name: documents for name, documents in collections.items() if documents}
+
+
+def restore(factory: MongoDBSessionManagerFactory, session_id: str, agent_id: str, *replies: str) -> Agent:
+    return Agent(
+        agent_id=agent_id,
+        model=ScriptedModel(list(replies) or ["ok"]),
+        session_manager=factory.create_session_manager(session_id),
+        callback_handler=None,
+    )
+
+
+# -- decoding ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["base64", "binary"])
+def test_every_field_of_the_original_has_a_home(how: str) -> None:
+    original = conversation_session("s1", how=how, application_name="support-bot").build()
+    decoded = decode_session(original)
+
+    assert decoded.fields["application_name"] == "support-bot"
+    assert decoded.fields["session_viewer_password"] == original["session_viewer_password"]
+    assert decoded.fields["metadata"] == original["metadata"]
+    assert decoded.fields["created_at"] == at(0).isoformat()
+    assert decoded.fields["legacy"]["guardrail_events"] == original["guardrail_events"]
+    support, triage = decoded.agents
+    assert support.record["model"] == "scripted-model"
+    assert support.record["prompt_metadata"] == {"prompt_id": "p-1", "prompt_version": "1.2.0"}
+    assert support.record["state"] == {"visits": 3, "language": "eu"}
+    assert [m["message_id"] for m in support.messages] == [0, 1, 2, 3, 4, 5, 8, 9]
+    picture = support.messages[0]["message"]["content"][1]["image"]["source"]["bytes"]
+    assert isinstance(picture, bytes)
+    assert picture.startswith(b"\x89PNG")
+    assert support.messages[1]["legacy"]["event_loop_metrics"]["accumulated_usage"]["inputTokens"] == 1200
+    assert support.messages[6]["redact_message"] == {"role": "user", "content": [text("[blocked]")]}
+    assert support.messages[6]["legacy"]["guardrail_event"]["action"] == "BLOCKED"
+    assert support.messages[1]["created_at"] == original["agents"]["support"]["messages"][1]["created_at"].isoformat()
+    assert len(triage.messages) == 6
+    assert [f["feedback"]["rating"] for f in decoded.feedback] == ["up", "down", None]
+    assert decoded.feedback[0]["created_at"] == at(950)
+    # The message the original could not read either is reported, not dropped silently.
+    assert [(p.agent_id, p.position) for p in decoded.problems] == [("support", 8)]
+    assert "undecodable" in decoded.problems[0].reason
+
+
+def test_bad_base64_and_conflicting_duplicates_are_reported() -> None:
+    session = conversation_session("s1")
+    support = session.agents["support"]
+    support.raw(
+        {
+            "message_id": 50,
+            "message": {
+                "role": "user",
+                "content": [{"image": {"source": {"bytes": {"__bytes_encoded__": True, "data": "%%"}}}}],
+            },
+        }
+    )
+    support.message("user", text("first"), message_id=60)
+    support.message("user", text("second, same id"), message_id=60)
+    decoded = decode_session(session.build())
+    reasons = [problem.describe() for problem in decoded.problems]
+    assert any("messages[9]" in reason and "base64" in reason for reason in reasons)
+    assert any("second message with id 60" in reason for reason in reasons)
+    assert [m["message"]["content"] for m in decoded.agents[0].messages if m["message_id"] == 60] == [[text("first")]]
+
+
+# -- migrate on touch ------------------------------------------------------------------------------
+
+
+def test_restore_reads_the_original_session_and_migrates_it(factory: MongoDBSessionManagerFactory, db: Any) -> None:
+    original = conversation_session("conv").build()
+    db[COLLECTION].insert_one(original)
+    stored = db[COLLECTION].find_one({"_id": "conv"})
+
+    support = restore(factory, "conv", "support", "Hello again.")
+    triage = restore(factory, "conv", "triage")
+
+    assert support.messages == original_restore(stored, "support")
+    assert triage.messages == original_restore(stored, "triage")
+    assert support.state.get("visits") == 3
+    migrated = db[COLLECTION].find_one({"_id": "conv"})
+    assert [record["agent_id"] for record in migrated["agents"]] == ["support", "triage"]
+    assert not {"feedbacks", "guardrail_events", "session_id", CLAIM_FIELD} & set(migrated)
+    assert migrated["legacy"]["guardrail_events"][0]["message_id"] == 8
+    assert db[COLLECTION + ".messages"].count_documents({"session_id": "conv"}) == 8 + 6
+    assert db[COLLECTION + ".feedback"].count_documents({"session_id": "conv"}) == 3
+    backup = db[COLLECTION + BACKUP_SUFFIX].find_one({"_id": "conv"})
+    assert backup == stored
+
+    # The conversation continues after the highest stored id (the original left gaps).
+    support("And now?")
+    ids = [d["message_id"] for d in db[COLLECTION + ".messages"].find({"agent_id": "support"}).sort("message_id", 1)]
+    assert ids == [0, 1, 2, 3, 4, 5, 8, 9, 10, 11]
+    manager = factory.create_session_manager("conv")
+    assert [f["rating"] for f in manager.get_feedbacks()] == ["up", "down", None]
+    metadata = manager.get_metadata()
+    metadata = metadata.get("metadata", metadata)  # the original's shape nests it
+    assert metadata["user"] == {"plan": "pro", "id": 7}
+    again = restore(factory, "conv", "support")
+    assert again.messages == [*original_restore(stored, "support"), *support.messages[-2:]]
+
+
+def test_a_read_decodes_the_original_and_writes_nothing(factory: MongoDBSessionManagerFactory, db: Any) -> None:
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    before = snapshot(db)
+    manager = factory.create_session_manager("conv")
+    listed = manager.list_agents()
+    assert [agent if isinstance(agent, str) else agent["agent_id"] for agent in listed] == ["support", "triage"]
+    assert snapshot(db) == before
+
+
+def test_two_processes_restoring_the_same_original_session_migrate_it_once(
+    mongodb_uri: str, db_name: str, db: Any
+) -> None:
+    original = conversation_session("conv").build()
+    db[COLLECTION].insert_one(original)
+    stored = db[COLLECTION].find_one({"_id": "conv"})
+    factories = [
+        MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION) for _ in range(4)
+    ]
+    barrier = threading.Barrier(len(factories))
+    results: list[Any] = [None] * len(factories)
+
+    def worker(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = restore(factories[index], "conv", "support").messages
+        except BaseException as error:  # reported below
+            results[index] = error
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(len(factories))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for factory in factories:
+            factory.close()
+    assert all(result == original_restore(stored, "support") for result in results), results
+    assert db[COLLECTION + ".messages"].count_documents({}) == 14
+    assert db[COLLECTION + ".feedback"].count_documents({}) == 3
+
+
+def test_a_crash_mid_migration_leaves_the_session_readable_and_the_next_touch_completes_it(
+    factory: MongoDBSessionManagerFactory, db: Any
+) -> None:
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    stored = db[COLLECTION].find_one({"_id": "conv"})
+    repository = factory.create_session_manager("conv").repository
+
+    async def crash_after_first_agent(point: str, session_id: str) -> None:
+        if point == "agent-copied":
+            raise Interrupted
+
+    migrator = LegacyMigrator(repository, checkpoint=crash_after_first_agent)
+    with pytest.raises(Interrupted):
+        repository.runtime.call(migrator.migrate, "conv")
+    half = db[COLLECTION].find_one({"_id": "conv"})
+    assert CLAIM_FIELD in half
+    assert isinstance(half["agents"], dict)
+    assert db[COLLECTION + ".messages"].count_documents({"agent_id": "support"}) == 8
+    assert factory.create_session_manager("conv").list_agents()  # still readable
+
+    # The claim of the crashed process goes stale; the next migrator takes it over and finishes.
+    finisher = LegacyMigrator(repository, lease_seconds=0.0)
+    outcome = repository.runtime.call(finisher.migrate, "conv")
+    assert outcome.status == "migrated"
+    assert db[COLLECTION + ".messages"].count_documents({}) == 14
+    assert restore(factory, "conv", "support").messages == original_restore(stored, "support")
+
+
+def test_a_restore_waits_for_a_migration_in_progress_elsewhere(factory: MongoDBSessionManagerFactory, db: Any) -> None:
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    stored = db[COLLECTION].find_one({"_id": "conv"})
+    repository = factory.create_session_manager("conv").repository
+    claimed = threading.Event()
+    release = threading.Event()
+
+    async def pause(point: str, session_id: str) -> None:
+        if point == "copied":
+            claimed.set()
+            await asyncio.to_thread(release.wait, 30)
+
+    slow = LegacyMigrator(repository, checkpoint=pause)
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(repository.runtime.call(slow.migrate, "conv")))
+    try:
+        thread.start()
+        assert claimed.wait(30)
+        restored: list[Any] = []
+        restorer = threading.Thread(target=lambda: restored.append(restore(factory, "conv", "triage").messages))
+        restorer.start()
+        restorer.join(0.5)
+        assert restorer.is_alive()  # waiting for the other migrator's commit, not migrating twice
+        release.set()
+        restorer.join(30)
+        thread.join(30)
+    finally:
+        release.set()
+    assert result[0].status == "migrated"
+    assert restored == [original_restore(stored, "triage")]
+    assert db[COLLECTION + ".messages"].count_documents({}) == 14
+
+
+# -- an original-version process still writing (rolling deploy) ----------------------------------
+
+
+def original_append(db: Any, session_id: str, agent_id: str, message_id: int, words: str) -> None:
+    """What the original's create_message does: push onto the agent's array and bump updated_at."""
+    stamp = at(2000 + message_id)
+    db[COLLECTION].update_one(
+        {"_id": session_id},
+        {
+            "$push": {
+                f"agents.{agent_id}.messages": {
+                    "message": {"role": "user", "content": [text(words)]},
+                    "message_id": message_id,
+                    "redact_message": None,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            },
+            "$set": {f"agents.{agent_id}.updated_at": stamp, "updated_at": stamp},
+        },
+    )
+
+
+def test_an_original_process_writing_during_the_migration_is_picked_up(
+    factory: MongoDBSessionManagerFactory, db: Any
+) -> None:
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    repository = factory.create_session_manager("conv").repository
+    writes = iter(range(2))
+
+    async def old_process_writes(point: str, session_id: str) -> None:
+        if point == "copied" and next(writes, None) is not None:
+            await asyncio.to_thread(original_append, db, "conv", "triage", 6, "late question")
+            await asyncio.to_thread(
+                db[COLLECTION].update_one,
+                {"_id": "conv"},
+                {"$set": {"agents.triage.messages.5.event_loop_metrics": metrics(1, 2, 3)}},
+            )
+
+    outcome = repository.runtime.call(LegacyMigrator(repository, checkpoint=old_process_writes).migrate, "conv")
+    assert outcome.status == "migrated"
+    late = db[COLLECTION + ".messages"].find_one({"agent_id": "triage", "message_id": 6})
+    assert late["message"]["content"] == [text("late question")]
+    annotated = db[COLLECTION + ".messages"].find_one({"agent_id": "triage", "message_id": 5})
+    assert annotated["legacy"]["event_loop_metrics"] == metrics(1, 2, 3)
+    assert db[COLLECTION + ".messages"].count_documents({}) == 15
+
+
+def test_an_original_process_that_never_stops_writing_gets_a_typed_error(
+    factory: MongoDBSessionManagerFactory, db: Any
+) -> None:
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    repository = factory.create_session_manager("conv").repository
+    ids = iter(range(100, 200))
+
+    async def old_process_writes(point: str, session_id: str) -> None:
+        if point == "copied":
+            await asyncio.to_thread(original_append, db, "conv", "triage", next(ids), "again")
+
+    migrator = LegacyMigrator(repository, checkpoint=old_process_writes)
+    with pytest.raises(LegacySessionConflictError) as caught:
+        repository.runtime.call(migrator.migrate, "conv")
+    assert isinstance(caught.value, MongoDBSessionError)
+    left = db[COLLECTION].find_one({"_id": "conv"})
+    assert isinstance(left["agents"], dict)  # still in the original layout...
+    assert CLAIM_FIELD not in left  # ...and the claim released
+    assert len(left["agents"]["triage"]["messages"]) == 6 + 5
+
+
+def test_an_original_process_writing_a_migrated_session_is_refused_by_the_server(
+    factory: MongoDBSessionManagerFactory, db: Any
+) -> None:
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    restore(factory, "conv", "support")
+    before = db[COLLECTION].find_one({"_id": "conv"})
+    with pytest.raises(WriteError):
+        original_append(db, "conv", "support", 10, "from an old process")
+    assert db[COLLECTION].find_one({"_id": "conv"}) == before
