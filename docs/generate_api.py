@@ -26,6 +26,13 @@ EXTRA_MODULES: dict[str, list[str]] = {
     ],
     "mongodb_session_manager.testing": ["LocalMongoServer", "server_uri_from_env_or_start", "CommandRecorder"],
     "mongodb_session_manager.scripted_model": ["ScriptedModel", "text", "tool_call", "redact"],
+    "mongodb_session_manager.migration": [
+        "migrate_sessions",
+        "verify_sessions",
+        "count_legacy_sessions",
+        "MigrationReport",
+        "VerificationReport",
+    ],
 }
 
 

@@ -52,6 +52,7 @@ class MigrationReport:
     seconds: float = 0.0
 
     def add(self, outcome: SessionOutcome) -> None:
+        """Count one session's outcome."""
         self.sessions += 1
         if outcome.status in ("migrated", "checked"):
             self.migrated += 1
@@ -66,6 +67,7 @@ class MigrationReport:
         self.problems.extend(problem.describe() for problem in outcome.problems)
 
     def to_dict(self) -> Document:
+        """The report as JSON-ready values (what ``migrate --json`` prints)."""
         return {
             "dry_run": self.dry_run,
             "sessions": self.sessions,
@@ -93,9 +95,11 @@ class VerificationReport:
 
     @property
     def ok(self) -> bool:
+        """True when no mismatch was found."""
         return not self.mismatches
 
     def to_dict(self) -> Document:
+        """The result as JSON-ready values."""
         return {
             "sessions": self.sessions,
             "messages": self.messages,
@@ -275,7 +279,7 @@ async def _verify_one(migrator: LegacyMigrator, original: Document, report: Veri
     expected = decode_session(original)
     session_id = expected.session_id
     report.sessions += 1
-    current = await migrator.sessions.find_one({"_id": session_id}, {"agents.agent_id": 1, "_id": 1, "agents": 1})
+    current = await migrator.sessions.find_one({"_id": session_id}, {"agents.agent_id": 1})
     if current is None:
         report.mismatches.append((session_id, "no session in the new layout"))
         return

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,8 +70,8 @@ Checkpoint = Callable[[str, str], Awaitable[None]]
 
 COMMIT_ATTEMPTS = 5
 DEFAULT_LEASE_SECONDS = 30.0
-# Upper bound on claim races lost in a row (another migrator claimed between our read and our write).
-_CLAIM_RACES = 50
+# How much longer than a lease a migrator waits for another one's claim before giving up.
+_CLAIM_SLACK_SECONDS = 5.0
 _MESSAGE_KEYS = ("message", "redact_message", "updated_at", LEGACY_FIELD)
 
 
@@ -201,7 +202,9 @@ class LegacyMigrator:
         """Claim the original document for ``token``; returns it as claimed (or, if it is missing or
         no longer in the original layout, as it is) and whether the claim is the first one ever."""
         delay = 0.02
-        for _ in range(_CLAIM_RACES):
+        # Waiting ends when the other claim commits or goes stale; the slack covers lost races.
+        deadline = time.monotonic() + self.lease.total_seconds() + _CLAIM_SLACK_SECONDS
+        while time.monotonic() < deadline:
             now = codec.utc_now()
             claim = {"token": token, "since": now}
             result = await self.source.update_one(
@@ -233,7 +236,9 @@ class LegacyMigrator:
                 return document, False
             if (document.get(CLAIM_FIELD) or {}).get("token") == token:
                 return document, fresh
-        raise LegacySessionConflictError(f"session {session_id!r}: could not claim it for migration")
+        raise LegacySessionConflictError(
+            f"session {session_id!r}: another migrator held it for longer than its lease; nothing was written"
+        )
 
     async def _back_up(self, document: Document) -> None:
         copy = {key: value for key, value in document.items() if key != CLAIM_FIELD}

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any
 
+from .._legacy.migrator import DEFAULT_LEASE_SECONDS
 from ..migration import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
@@ -41,6 +42,13 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--target-collection", help="write the new layout to this collection (default: migrate in place)"
     )
+    parser.add_argument(
+        "--lease-seconds",
+        type=_seconds,
+        default=DEFAULT_LEASE_SECONDS,
+        help=f"take over a session whose migration was claimed longer ago than this (an interrupted run); "
+        f"default {DEFAULT_LEASE_SECONDS:g}",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
 
 
@@ -51,6 +59,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400, got {value}")
     return value
 
 
@@ -136,6 +154,7 @@ def _migrate(context: Context) -> int:
             batch_size=args.batch_size,
             concurrency=args.concurrency,
             limit=args.limit,
+            lease_seconds=args.lease_seconds,
             progress=progress,
             **source,
         )
