@@ -87,7 +87,8 @@ def test_every_field_of_the_original_has_a_home(how: str) -> None:
     assert picture.startswith(b"\x89PNG")
     assert support.messages[1]["legacy"]["event_loop_metrics"]["accumulated_usage"]["inputTokens"] == 1200
     assert support.messages[6]["redact_message"] == {"role": "user", "content": [text("[blocked]")]}
-    assert support.messages[6]["legacy"]["guardrail_event"]["action"] == "BLOCKED"
+    assert support.messages[6]["redaction"]["action"] == "BLOCKED"
+    assert support.messages[6]["redaction"]["stop_reason"] == "guardrail_intervened"
     assert support.messages[1]["created_at"] == original["agents"]["support"]["messages"][1]["created_at"].isoformat()
     assert len(triage.messages) == 6
     assert [f["feedback"]["rating"] for f in decoded.feedback] == ["up", "down", None]

@@ -18,8 +18,9 @@ as ``{"__bytes_encoded__": true, "data": "<base64>"}``; both come back as ``byte
 Everything without a field of its own in our layout is kept verbatim under ``legacy`` (see
 ``docs/migration.md``): on the session (guardrail events, the original session type, unknown fields),
 on agent records (the original's agent-level timestamps, unknown ``agent_data`` fields) and on
-message documents (``event_loop_metrics``, ``guardrail_event`` and any other extra field). Nothing is
-dropped silently: what cannot be decoded is returned as a :class:`Problem`.
+message documents (``event_loop_metrics`` and any other extra field). A message's ``guardrail_event``
+becomes its ``redaction`` record (``trace`` renamed ``guardrail_trace``). Nothing is dropped
+silently: what cannot be decoded is returned as a :class:`Problem`.
 """
 
 from __future__ import annotations
@@ -213,6 +214,12 @@ def _message_document(session_id: str, agent_id: str, raw: Any, defaults: tuple[
     if "message" not in raw:
         extras.pop("role", None)
         extras.pop("content", None)
+    event = extras.pop("guardrail_event", None)
+    if isinstance(event, Mapping):
+        # Our redaction record (``action``, ``stop_reason``, ``guardrail_trace``), the rest kept as is.
+        document["redaction"] = {("guardrail_trace" if key == "trace" else key): item for key, item in event.items()}
+    elif event is not None:
+        extras["guardrail_event"] = event
     if extras:
         document[LEGACY_FIELD] = extras
     return document

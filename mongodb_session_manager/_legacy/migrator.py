@@ -72,7 +72,7 @@ COMMIT_ATTEMPTS = 5
 DEFAULT_LEASE_SECONDS = 30.0
 # How much longer than a lease a migrator waits for another one's claim before giving up.
 _CLAIM_SLACK_SECONDS = 5.0
-_MESSAGE_KEYS = ("message", "redact_message", "updated_at", LEGACY_FIELD)
+_MESSAGE_KEYS = ("message", "redact_message", "updated_at", "redaction", LEGACY_FIELD)
 
 
 @dataclass
@@ -334,10 +334,11 @@ class LegacyMigrator:
                 await self.repository.create_message(session_id, agent_id, message, session_verified=True)
             except DuplicateMessageError:
                 continue
-            if LEGACY_FIELD in document:
+            annotations = {key: document[key] for key in ("redaction", LEGACY_FIELD) if key in document}
+            if annotations:
                 await self.messages.update_one(
                     {"session_id": session_id, "agent_id": agent_id, "message_id": document["message_id"]},
-                    {"$set": {LEGACY_FIELD: document[LEGACY_FIELD]}},
+                    {"$set": annotations},
                 )
 
     async def _copy_feedback(self, session: LegacySession, *, lookup: bool) -> None:

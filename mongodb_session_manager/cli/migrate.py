@@ -19,6 +19,8 @@ from ..migration import (
 from ..repository import AsyncMongoDBSessionRepository
 from ._common import EXIT_NOT_FOUND, EXIT_OK, Context, add_command, size, to_json
 
+# How many not-migrated items the text report lists (``--json`` lists them all).
+_LISTED = 20
 # Without a terminal, a progress line at most this often.
 _PLAIN_INTERVAL_SECONDS = 5.0
 
@@ -203,7 +205,9 @@ def _report_lines(report: MigrationReport, where: str, destination: str, in_plac
     if report.problems:
         backup = f"{where}.legacy" if in_place else where
         lines.append(f"not migrated ({len(report.problems)}; the original documents keep them, in {backup}):")
-        lines.extend(f"  {problem}" for problem in report.problems)
+        lines.extend(f"  {problem}" for problem in report.problems[:_LISTED])
+        if len(report.problems) > _LISTED:
+            lines.append(f"  ... and {len(report.problems) - _LISTED} more (--json lists them all)")
     if report.skipped:
         lines.append("skipped:")
         lines.extend(f"  {session_id!r}: {reason}" for session_id, reason in report.skipped)
