@@ -210,7 +210,7 @@ def test_a_crash_mid_migration_leaves_the_session_readable_and_the_next_touch_co
 
     migrator = LegacyMigrator(repository, checkpoint=crash_after_first_agent)
     with pytest.raises(Interrupted):
-        repository.runtime.call(migrator.migrate, "conv")
+        repository.runtime.run_blocking(migrator.migrate, "conv")
     half = db[COLLECTION].find_one({"_id": "conv"})
     assert CLAIM_FIELD in half
     assert isinstance(half["agents"], dict)
@@ -219,7 +219,7 @@ def test_a_crash_mid_migration_leaves_the_session_readable_and_the_next_touch_co
 
     # The claim of the crashed process goes stale; the next migrator takes it over and finishes.
     finisher = LegacyMigrator(repository, lease_seconds=0.0)
-    outcome = repository.runtime.call(finisher.migrate, "conv")
+    outcome = repository.runtime.run_blocking(finisher.migrate, "conv")
     assert outcome.status == "migrated"
     assert db[COLLECTION + ".messages"].count_documents({}) == 14
     assert restore(factory, "conv", "support").messages == original_restore(stored, "support")
@@ -239,7 +239,7 @@ def test_a_restore_waits_for_a_migration_in_progress_elsewhere(factory: MongoDBS
 
     slow = LegacyMigrator(repository, checkpoint=pause)
     result: list[Any] = []
-    thread = threading.Thread(target=lambda: result.append(repository.runtime.call(slow.migrate, "conv")))
+    thread = threading.Thread(target=lambda: result.append(repository.runtime.run_blocking(slow.migrate, "conv")))
     try:
         thread.start()
         assert claimed.wait(30)
@@ -297,7 +297,7 @@ def test_an_original_process_writing_during_the_migration_is_picked_up(
                 {"$set": {"agents.triage.messages.5.event_loop_metrics": metrics(1, 2, 3)}},
             )
 
-    outcome = repository.runtime.call(LegacyMigrator(repository, checkpoint=old_process_writes).migrate, "conv")
+    outcome = repository.runtime.run_blocking(LegacyMigrator(repository, checkpoint=old_process_writes).migrate, "conv")
     assert outcome.status == "migrated"
     late = db[COLLECTION + ".messages"].find_one({"agent_id": "triage", "message_id": 6})
     assert late["message"]["content"] == [text("late question")]
@@ -319,7 +319,7 @@ def test_an_original_process_that_never_stops_writing_gets_a_typed_error(
 
     migrator = LegacyMigrator(repository, checkpoint=old_process_writes)
     with pytest.raises(LegacySessionConflictError) as caught:
-        repository.runtime.call(migrator.migrate, "conv")
+        repository.runtime.run_blocking(migrator.migrate, "conv")
     assert isinstance(caught.value, MongoDBSessionError)
     left = db[COLLECTION].find_one({"_id": "conv"})
     assert isinstance(left["agents"], dict)  # still in the original layout...

@@ -114,7 +114,7 @@ def test_an_interrupted_run_resumes_without_duplicates(
             raise Crash
 
     with pytest.raises(Crash):
-        repository.runtime.call(migrate_sessions, repository, checkpoint=crash, concurrency=1)
+        repository.runtime.run_blocking(migrate_sessions, repository, checkpoint=crash, concurrency=1)
     repository.runtime.close()
 
     # The crashed run is known dead: its claim may be taken over at once.
@@ -152,7 +152,7 @@ def test_two_concurrent_migrators_do_not_duplicate(mongodb_uri: str, db_name: st
 
     def worker(repository: AsyncMongoDBSessionRepository) -> None:
         barrier.wait()
-        reports.append(repository.runtime.call(migrate_sessions, repository, batch_size=3))
+        reports.append(repository.runtime.run_blocking(migrate_sessions, repository, batch_size=3))
 
     threads = [threading.Thread(target=worker, args=(repository,)) for repository in repositories]
     try:

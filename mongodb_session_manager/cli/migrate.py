@@ -149,7 +149,7 @@ def _migrate(context: Context) -> int:
     runtime = target.runtime
     progress = _Progress("migrate", enabled=not (args.no_progress or context.json))
     try:
-        report = runtime.call(
+        report = runtime.run_blocking(
             migrate_sessions,
             target,
             dry_run=args.dry_run,
@@ -166,7 +166,7 @@ def _migrate(context: Context) -> int:
     if args.verify and not args.dry_run:
         checking = _Progress("verify", enabled=not (args.no_progress or context.json))
         try:
-            verification = runtime.call(verify_sessions, target, progress=checking, **source)
+            verification = runtime.run_blocking(verify_sessions, target, progress=checking, **source)
         finally:
             checking.close()
     where = f"{args.database}.{args.collection}"
