@@ -140,6 +140,7 @@ def test_verify_exits_non_zero_on_a_mismatch(
     db[COLLECTION + ".feedback"].delete_one({"session_id": "s000"})
     code, out = cli(mongodb_uri, db_name, "--verify", capsys=capsys)
     assert code == 1
+    assert "verify     2 sessions, 28 messages, 6 feedback compared: 2 MISMATCH(ES)" in out
     assert "'s001': agent 'triage': message content differs (sha256)" in out
     assert "'s000': 1 feedback missing" in out
 
