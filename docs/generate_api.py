@@ -33,6 +33,16 @@ EXTRA_MODULES: dict[str, list[str]] = {
         "MigrationReport",
         "VerificationReport",
     ],
+    "mongodb_session_manager.hooks": [
+        "NotificationHook",
+        "AWSHooksUnavailableError",
+        "NotificationError",
+        "NotificationTargetNotFoundError",
+        "NotificationAccessDeniedError",
+        "InvalidNotificationError",
+    ],
+    "mongodb_session_manager.hooks.utils_sns": ["publish_message"],
+    "mongodb_session_manager.hooks.utils_sqs": ["send_message"],
 }
 
 

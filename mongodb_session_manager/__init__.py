@@ -31,6 +31,17 @@ from .errors import (
     UnstorableValueError,
     WrongLoopError,
 )
+from .hooks import (
+    FeedbackSNSHook,
+    MetadataSQSHook,
+    MetadataWebSocketHook,
+    create_metadata_sqs_hook,
+    create_metadata_websocket_hook,
+    is_feedback_sns_hook_available,
+    is_metadata_sqs_hook_available,
+    is_metadata_websocket_hook_available,
+)
+from .hooks import create_feedback_hook as create_feedback_sns_hook
 from .mongodb_session_factory import (
     AsyncMongoDBSessionManagerFactory,
     MongoDBSessionManagerFactory,
@@ -54,11 +65,14 @@ __all__ = [
     "ConcurrentModificationError",
     "DocumentTooLargeError",
     "DuplicateMessageError",
+    "FeedbackSNSHook",
     "IndexStatus",
     "InvalidIdError",
     "InvalidInputError",
     "InvalidMetadataError",
     "LegacySessionConflictError",
+    "MetadataSQSHook",
+    "MetadataWebSocketHook",
     "MongoDBConnectionPool",
     "MongoDBSessionError",
     "MongoDBSessionManager",
@@ -75,6 +89,12 @@ __all__ = [
     "UnstorableValueError",
     "WrongLoopError",
     "close_global_factory",
+    "create_feedback_sns_hook",
+    "create_metadata_sqs_hook",
+    "create_metadata_websocket_hook",
     "get_global_factory",
     "initialize_global_factory",
+    "is_feedback_sns_hook_available",
+    "is_metadata_sqs_hook_available",
+    "is_metadata_websocket_hook_available",
 ]

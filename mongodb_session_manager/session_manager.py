@@ -55,7 +55,7 @@ from .errors import (
     NotFoundError,
     WrongLoopError,
 )
-from .hooks import Hook, call_with_hook
+from .hooks import Hook, call_with_hook, flush_session, flush_session_async
 from .repository import AsyncMongoDBSessionRepository
 
 if TYPE_CHECKING:
@@ -693,6 +693,8 @@ class MongoDBSessionManager(SessionManager):
         which cannot be used afterwards); a factory-made manager stays usable. Idempotent."""
         if self._closed or not self._owns_repository:
             return
+        # This session's pending AWS notifications go out (or are reported) before the client closes.
+        flush_session((self.metadata_hook, self.feedback_hook), self.session_id)
         self._closed = True
         self.repository.runtime.close()
 
@@ -701,6 +703,7 @@ class MongoDBSessionManager(SessionManager):
         await self._flush_deferred()
         if self._closed or not self._owns_repository:
             return
+        await flush_session_async((self.metadata_hook, self.feedback_hook), self.session_id)
         self._closed = True
         await self.repository.close()
 

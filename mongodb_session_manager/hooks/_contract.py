@@ -4,6 +4,11 @@ A hook is called as ``hook(original_func, action, session_id, **kwargs)`` and de
 how to call ``original_func``; its return value is the operation's result. A plain function hook
 gets a blocking ``original_func`` and runs in a worker thread when the awaitable API is used, so it
 never blocks an event loop; an ``async def`` hook gets an awaitable ``original_func``.
+
+A hook object whose ``handles_awaitable_original`` attribute is true (the AWS hooks of this
+package) is called on the event loop with the awaitable ``original_func`` and may return either a
+plain result or an awaitable; called by plain code with a blocking ``original_func`` it works as a
+plain function hook.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ async def call_with_hook(
     """
     if hook is None:
         return await original(*args)
-    if _is_async_callable(hook):
+    if _takes_awaitable_original(hook):
         result = hook(original, action, session_id, **kwargs)
     else:
         result = await anyio.to_thread.run_sync(
@@ -45,10 +50,12 @@ async def call_with_hook(
     return result
 
 
-def _is_async_callable(function: Any) -> bool:
-    while isinstance(function, functools.partial):
-        function = function.func
-    if inspect.isfunction(function) or inspect.ismethod(function):
-        return inspect.iscoroutinefunction(function)
+def _takes_awaitable_original(hook: Any) -> bool:
+    if getattr(hook, "handles_awaitable_original", False) is True:
+        return True
+    while isinstance(hook, functools.partial):
+        hook = hook.func
+    if inspect.isfunction(hook) or inspect.ismethod(hook):
+        return inspect.iscoroutinefunction(hook)
     # A callable object: look at its class' __call__.
-    return inspect.iscoroutinefunction(type(function).__call__)
+    return inspect.iscoroutinefunction(type(hook).__call__)
