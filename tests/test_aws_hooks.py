@@ -509,11 +509,15 @@ async def test_a_slow_endpoint_does_not_hold_the_event_loop(
     async with AsyncMongoDBSessionManagerFactory(mongodb_uri, database_name=db_name) as factory:
         manager = await factory.create_session_manager("ws-slow-async", metadata_hook=hook)
         await manager.update_metadata_async({"connection_id": "held-2", "step": 1})
+        await manager.update_metadata_async({"step": 2})  # its push reads the stored connection id
         await manager.add_feedback_async({"rating": "up"})  # the loop keeps serving other work
-        assert hook.pending == 1
+        assert hook.pending == 2
         websocket.release.set()
         assert await hook.flush_async(FLUSH) == 0
-    assert [post.body["metadata"] for post in websocket.posts] == [{"step": 1}]
+    assert [(post.connection_id, post.body["metadata"]) for post in websocket.posts] == [
+        ("held-2", {"step": 1}),
+        ("held-2", {"step": 2}),
+    ]
 
 
 def test_session_order_is_kept_while_sessions_go_out_in_parallel(

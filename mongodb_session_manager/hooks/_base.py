@@ -22,8 +22,6 @@ DEFAULT_CLOSE_TIMEOUT = 30.0
 #: Notifications a hook keeps waiting at most (more are dropped and logged at WARNING).
 DEFAULT_MAX_PENDING = 10_000
 
-Document = dict[str, Any]
-
 
 def utc_timestamp() -> str:
     return datetime.now(timezone.utc).isoformat()

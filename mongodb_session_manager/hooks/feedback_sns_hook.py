@@ -152,10 +152,15 @@ class FeedbackSNSHook(NotificationHook):
 
 
 def _viewer_password(manager: Any) -> str:
+    """The session viewer password, or "N/A" (the notification still goes out if it cannot be read)."""
     getter = getattr(manager, "get_session_viewer_password", None)
     if getter is None:
         return "N/A"
-    password = getter()
+    try:
+        password = getter()
+    except Exception as error:
+        logger.warning("FeedbackSNSHook: viewer password not read (%s); sending N/A", type(error).__name__)
+        return "N/A"
     return "N/A" if password is None else str(password)
 
 
