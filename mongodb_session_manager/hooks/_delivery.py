@@ -163,7 +163,8 @@ class Outbox:
         try:
             job()
         except Exception as error:
-            self.failed += 1
+            with self._changed:
+                self.failed += 1
             logger.warning(
                 "%s: %s for session %r failed (%s: %s)",
                 self.name,
@@ -174,7 +175,8 @@ class Outbox:
             )
             logger.debug("%s: failure details", self.name, exc_info=True)
         else:
-            self.delivered += 1
+            with self._changed:
+                self.delivered += 1
 
     def flush(self, timeout: float | None = None, session_id: str | None = None) -> int:
         """Wait until the notifications accepted so far (of ``session_id`` only, if given) are sent or
