@@ -14,6 +14,11 @@ from ..errors import InvalidInputError
 from ._aws import cached_client, raise_translated
 
 
+def _get_sns_client(region_name: str | None = None) -> Any:
+    """The shared SNS client of ``region_name`` (the name the earlier library used for it)."""
+    return cached_client("sns", region_name)
+
+
 def publish_message(
     topic_arn: str | None = None,
     phone_number: str | None = None,
@@ -64,7 +69,7 @@ def publish_message(
         "MessageDeduplicationId": message_deduplication_id,
     }
     params: dict[str, Any] = {"Message": body, **{key: value for key, value in optional.items() if value is not None}}
-    client = cached_client("sns", region_name)
+    client = _get_sns_client(region_name)
     try:
         response: dict[str, Any] = client.publish(**params)
     except Exception as error:

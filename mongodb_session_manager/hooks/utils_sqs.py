@@ -16,6 +16,11 @@ from ._aws import cached_client, raise_translated
 MAX_DELAY_SECONDS = 900
 
 
+def _get_sqs_client(region_name: str | None = None) -> Any:
+    """The shared SQS client of ``region_name`` (the name the earlier library used for it)."""
+    return cached_client("sqs", region_name)
+
+
 def send_message(
     queue_url: str,
     message_body: str | Mapping[str, Any],
@@ -55,7 +60,7 @@ def send_message(
         params["MessageGroupId"] = message_group_id
     if message_deduplication_id:
         params["MessageDeduplicationId"] = message_deduplication_id
-    client = cached_client("sqs", region_name)
+    client = _get_sqs_client(region_name)
     try:
         response: dict[str, Any] = client.send_message(**params)
     except Exception as error:
