@@ -96,21 +96,21 @@ def _flatten_into(mapping: Mapping[Any, Any], prefix: str, out: dict[str, Any], 
         if isinstance(value, Mapping) and value:
             _flatten_into(value, path, out, depth + 1)
         else:
-            _check_nested_keys(value, depth + 1)
+            check_nested_keys(value, depth + 1)
             out[path] = dict(value) if isinstance(value, Mapping) else value
 
 
-def _check_nested_keys(value: object, depth: int) -> None:
+def check_nested_keys(value: object, depth: int) -> None:
     """Reject operator-like keys hidden inside lists of dicts."""
     if depth > MAX_METADATA_DEPTH:
         raise InvalidMetadataError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
     if isinstance(value, Mapping):
         for key, item in value.items():
             validate_metadata_key(key)
-            _check_nested_keys(item, depth + 1)
+            check_nested_keys(item, depth + 1)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _check_nested_keys(item, depth + 1)
+            check_nested_keys(item, depth + 1)
 
 
 def validate_metadata_keys(keys: object) -> list[str]:

@@ -406,7 +406,7 @@ class AsyncSessionCatalog:
         page_size = _check_limit(limit)
         if cursor is not None:
             clauses.append({"_id": {"$gt": _decode_cursor(cursor)}})
-        documents = await self.repository._collection().find(
+        documents = await self.repository.namespace.sessions.find(
             self._scoped(clauses), sort=[("_id", 1)], limit=page_size + 1, projection=_SUMMARY_PROJECTION
         )
         sessions = [SessionSummary.from_document(document) for document in documents[:page_size]]
@@ -424,7 +424,7 @@ class AsyncSessionCatalog:
     ) -> int:
         """How many sessions match the filters (see the class documentation)."""
         clauses = _filter_clauses(application_name, metadata, active_after, active_before)
-        return await self.repository._collection().count_documents(self._scoped(clauses))
+        return await self.repository.namespace.sessions.count_documents(self._scoped(clauses))
 
     @on_home_loop
     async def delete_sessions(
@@ -446,7 +446,7 @@ class AsyncSessionCatalog:
             The number of sessions deleted.
         """
         clauses = _filter_clauses(application_name, metadata, active_after, active_before)
-        sessions = self.repository._collection()
+        sessions = self.repository.namespace.sessions
         deleted = 0
         last: str | None = None
         while True:
@@ -477,43 +477,22 @@ class AsyncSessionCatalog:
         when the TTL indexes are not created (``ensure_indexes=False``).
         """
         now = codec.utc_now()
-        sessions = self.repository._collection()
-        totals = [0, 0, 0, 0]
-        while True:
-            documents = await sessions.find(
-                self._scoped([expired(now)], include_expired=True), limit=_DELETE_BATCH, projection={"_id": 1}
-            )
-            for start in range(0, len(documents), _DELETE_CONCURRENCY):
-                chunk = documents[start : start + _DELETE_CONCURRENCY]
-                for removed in await asyncio.gather(
-                    *(self.repository._replace_expired(str(document["_id"])) for document in chunk)
-                ):
-                    if removed is not None:
-                        totals[0] += 1
-                        for position, count in enumerate(removed, start=1):
-                            totals[position] += count
-            if len(documents) < _DELETE_BATCH:
-                break
-        messages, feedback, blobs = await asyncio.gather(
-            self.repository._collection(codec.MESSAGES_SUFFIX).delete_many(expired(now)),
-            self.repository._collection(codec.FEEDBACK_SUFFIX).delete_many(expired(now)),
-            self.repository._delete_blobs({f"metadata.{EXPIRES_AT}": {"$lte": now}}),
-        )
-        return PurgeReport(totals[0], totals[1] + messages, totals[2] + feedback, totals[3] + blobs)
+        expired_sessions = self._scoped([expired(now)], include_expired=True)
+        return PurgeReport(*await self.repository.expiry.purge(expired_sessions, now))
 
     @on_home_loop
     async def get_session(self, session_id: str) -> SessionSummary | None:
         """The summary of one session (no agent state), or None if there is no such session."""
-        document = await self.repository._collection().find_one(
-            self.repository._session_filter(validate_id(session_id, "session")), _SUMMARY_PROJECTION
+        document = await self.repository.namespace.sessions.find_one(
+            self.repository.namespace.live(validate_id(session_id, "session")), _SUMMARY_PROJECTION
         )
         return None if document is None else SessionSummary.from_document(document)
 
     @on_home_loop
     async def read_session_document(self, session_id: str) -> Document | None:
         """The whole stored session document (agents' and orchestrators' state included), or None."""
-        return await self.repository._collection().find_one(
-            self.repository._session_filter(validate_id(session_id, "session"))
+        return await self.repository.namespace.sessions.find_one(
+            self.repository.namespace.live(validate_id(session_id, "session"))
         )
 
     # -- namespace --------------------------------------------------------------------------------

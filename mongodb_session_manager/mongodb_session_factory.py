@@ -71,6 +71,17 @@ class _FactoryCore:
         if self._closed:
             raise ClosedError("the session manager factory is closed")
 
+    @property
+    def runtime(self) -> ClientRuntime:
+        """The factory's client and the event loop it runs on, for components sharing them (e.g.
+        :meth:`MongoDBStorage.from_factory`); internal API.
+
+        Raises:
+            ClosedError: The factory is closed.
+        """
+        self._check_open()
+        return self._runtime
+
     def _new_manager(
         self,
         session_id: str,

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import bson
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from strands.types.content import Message
-from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
+from strands.types.session import Session, SessionAgent, SessionMessage
 
 from . import _codec as codec
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME, runtime_for
-from ._driver import CollectionPort
-from ._gridfs import GridFSPort, gridfs_bucket
+from ._expiry import Expiry
 from ._indexes import ensure_indexes
+from ._message_blobs import MessageBlobs
+from ._namespace import SessionNamespace
 from ._runtime import ClientRuntime, on_home_loop
+from ._session_documents import GENERATION, SessionDocuments, last_activity
 from ._types import Document
 from ._validation import (
-    _check_nested_keys,
+    check_nested_keys,
     flatten_metadata_update,
     validate_field_names,
     validate_id,
@@ -31,15 +31,13 @@ from ._validation import (
 )
 from ._write_errors import BSON_LIMIT, encoded_size, storing, too_large_message
 from .errors import (
-    AlreadyExistsError,
     ConcurrentModificationError,
     DocumentTooLargeError,
     DuplicateMessageError,
     InvalidInputError,
     NotFoundError,
-    SessionExpiredError,
 )
-from .retention import EXPIRES_AT, Retention, as_utc, expired, live
+from .retention import EXPIRES_AT, Retention, live
 
 if TYPE_CHECKING:
     from strands.multiagent.base import MultiAgentBase
@@ -48,14 +46,6 @@ logger = logging.getLogger(__name__)
 
 
 _NO_ID = {"_id": 0}
-# What expiry bookkeeping reads of a session document: its generation and its expiry.
-_GENERATION = {"created_at": 1, EXPIRES_AT: 1}
-
-# Messages whose document would be larger than this go through GridFS (the BSON limit is 16 MiB).
-LARGE_MESSAGE_BYTES = 15 * 1024 * 1024
-
-# Attempts of an upsert of a session document that loses a creation race to another writer.
-_UPSERT_ATTEMPTS = 3
 
 
 class AsyncMongoDBSessionRepository:
@@ -108,40 +98,18 @@ class AsyncMongoDBSessionRepository:
         self._owns_runtime = runtime is None
         self.runtime = runtime or runtime_for(connection_string, client, kwargs, name="mongodb-session-repository")
         self._indexes_ready = not ensure_indexes
+        # The building blocks, shared with the catalog (see docs/architecture.md).
+        self.namespace = SessionNamespace(self.runtime, self.database_name, self.collection_name, self.application_name)
+        self.blobs = MessageBlobs(self.namespace)
+        self.expiry = Expiry(self.namespace, self.blobs, self.retention)
+        self.documents = SessionDocuments(self.namespace, self.expiry)
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _collection(self, suffix: str = "") -> CollectionPort:
-        return self.runtime.port.collection(self.database_name, self.collection_name + suffix)
-
     @property
-    def _sessions(self) -> CollectionPort:
-        return self._collection()
-
-    @property
-    def _messages(self) -> CollectionPort:
-        return self._collection(codec.MESSAGES_SUFFIX)
-
-    @property
-    def _feedback(self) -> CollectionPort:
-        return self._collection(codec.FEEDBACK_SUFFIX)
-
-    def _scope(self, session_id: str) -> Document:
-        """The session document of this id and application, expired or not."""
-        scope: Document = {"_id": session_id}
-        if self.application_name is not None:
-            scope["application_name"] = self.application_name
-        return scope
-
-    def _session_filter(self, session_id: str) -> Document:
-        """The session document of this id and application, unless it has expired."""
-        return {**self._scope(session_id), **live(codec.utc_now())}
-
-    def _stamp(self, document: Document) -> Document:
-        """Give a message or feedback document its expiry (when sessions expire)."""
-        if self.retention is not None:
-            document[EXPIRES_AT] = self.retention.expiry(codec.utc_now())
-        return document
+    def owns_runtime(self) -> bool:
+        """Whether :meth:`close` closes the client (this repository created it)."""
+        return self._owns_runtime
 
     async def _ready(self) -> None:
         if not self._indexes_ready:
@@ -154,118 +122,7 @@ class AsyncMongoDBSessionRepository:
             )
             self._indexes_ready = True
 
-    @property
-    def _blobs(self) -> GridFSPort:
-        return gridfs_bucket(self.runtime.port, self.database_name, self.collection_name + codec.BLOBS_SUFFIX)
-
-    async def _offload_if_large(self, document: Document) -> Any:
-        """Move the content of a message too large for one BSON document to GridFS, in place.
-
-        Returns the GridFS file id, or None when the message fits (the usual case).
-        """
-        size = encoded_size(f"message of agent {document['agent_id']!r}", document["session_id"], document)
-        if size <= LARGE_MESSAGE_BYTES:
-            return None
-        payload = bson.encode({"message": document["message"]})
-        metadata: Document = {"session_id": document["session_id"], "agent_id": document["agent_id"]}
-        if EXPIRES_AT in document:
-            metadata[EXPIRES_AT] = document[EXPIRES_AT]
-        blob_id = await self._blobs.put(
-            payload,
-            filename=f"{document['session_id']}/{document['agent_id']}/{document['message_id']}",
-            metadata=metadata,
-        )
-        logger.debug("session_id=<%s> | stored a %d-byte message through GridFS", document["session_id"], size)
-        document["message"] = None
-        document["message_blob"] = blob_id
-        return blob_id
-
-    async def _inflate(self, document: Document) -> Document:
-        """Bring back the content of a message stored through GridFS."""
-        blob_id = document.get("message_blob")
-        if blob_id is not None:
-            document["message"] = bson.decode(await self._blobs.get(blob_id))["message"]
-        return document
-
-    async def _session_exists(self, session_id: str) -> bool:
-        return await self._sessions.find_one(self._session_filter(session_id), {"_id": 1}) is not None
-
-    async def _owns(self, session_id: str, verified: bool, *, touch: bool = False) -> bool:
-        """Whether this repository may read or write the session's messages and feedback.
-
-        Always without an ``application_name``. With one, only if the session exists under that name:
-        messages and feedback carry no application name of their own, so another application's
-        session must not be reachable through them. ``verified``: the caller already read the session
-        through this repository (the session manager does, when it loads an agent), which saves the check.
-        With expiring sessions, likewise only if the session exists and has not expired; ``touch``
-        (for writes) then pushes its expiry back if due.
-        """
-        if verified or (self.application_name is None and self.retention is None):
-            return True
-        document = await self._sessions.find_one(self._session_filter(session_id), _GENERATION)
-        if document is None:
-            return False
-        if touch:
-            # A write through the plain repository is activity too; the read above makes it free to check.
-            await self.touch_if_due(session_id, document)
-        return True
-
-    def _not_owned(self, session_id: str) -> NotFoundError:
-        return NotFoundError(f"session {session_id!r} does not exist for application {self.application_name!r}")
-
-    def _fresh_session_fields(self, session_id: str) -> Document:
-        """``$setOnInsert`` fields of a session created by an upsert (``_id`` comes from the filter)."""
-        fresh = codec.session_document(Session(session_id=session_id, session_type=SessionType.AGENT))
-        del fresh["_id"]
-        if self.application_name is not None:
-            fresh["application_name"] = self.application_name
-        if self.retention is not None:
-            fresh[EXPIRES_AT] = self.retention.expiry(codec.utc_now())
-        return fresh
-
     # -- expiry -----------------------------------------------------------------------------------
-
-    async def _remove_leftovers(self, session_id: str, before: datetime) -> tuple[int, int, int]:
-        """Delete the messages, feedback and blobs of an earlier, expired generation of the session:
-        those expiring before ``before`` (see :meth:`Retention.leftover_before`). Returns the counts."""
-        stale = {"session_id": session_id, EXPIRES_AT: {"$lt": before}}
-        return await asyncio.gather(
-            self._messages.delete_many(stale),
-            self._feedback.delete_many(stale),
-            self._delete_blobs({"metadata.session_id": session_id, f"metadata.{EXPIRES_AT}": {"$lt": before}}),
-        )
-
-    async def _delete_blobs(self, query: Document) -> int:
-        files = await self._collection(codec.BLOBS_SUFFIX + ".files").find(query, projection={"_id": 1})
-        for file in files:
-            await self._blobs.delete(file["_id"])
-        return len(files)
-
-    async def _replace_expired(self, session_id: str) -> tuple[int, int, int] | None:
-        """Remove the session if it has expired, its leftovers first; returns how many messages,
-        feedback and blobs went with it, or None if there was no expired session.
-
-        Run when a live-session query found nothing but the id is taken (the TTL monitor had not
-        removed the session yet), and by the catalog's ``purge_expired``.
-        """
-        now = codec.utc_now()
-        document = await self._sessions.find_one(
-            {**self._scope(session_id), **expired(now)}, {EXPIRES_AT: 1, "created_at": 1}
-        )
-        if document is None:
-            return None
-        expiry = as_utc(document[EXPIRES_AT])
-        # Without retention settings of its own, this repository only knows the session is over.
-        before = now if self.retention is None else self.retention.leftover_before(expiry)
-        removed = await self._remove_leftovers(session_id, before)
-        await self._sessions.delete_many({"_id": session_id, "created_at": document.get("created_at"), **expired(now)})
-        logger.debug("session_id=<%s> | removed the expired session", session_id)
-        return removed
-
-    async def _created(self, session_id: str, created_at: datetime) -> None:
-        """A new session document was just inserted: clear what an expired one of that id left."""
-        if self.retention is not None:
-            await self._remove_leftovers(session_id, self.retention.leftover_before(created_at))
 
     @on_home_loop
     async def touch_session(
@@ -289,37 +146,7 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         if self.retention is None:
             raise InvalidInputError("touch_session needs a repository created with ttl_seconds")
-        now = codec.utc_now()
-        expiry = self.retention.expiry(now)
-        scope = self._session_filter(session_id)
-        if generation is not None:
-            scope["created_at"] = generation
-
-        async def session() -> None:
-            result = await self._sessions.update_one(scope, {"$max": {EXPIRES_AT: expiry}})
-            if result.matched_count == 0:
-                raise SessionExpiredError(f"session {session_id!r} has expired or was deleted; nothing was written")
-
-        async def children() -> None:
-            older = {"$not": {"$gte": expiry}}
-            extend = {"$set": {EXPIRES_AT: expiry}}
-            await asyncio.gather(
-                self._messages.update_many({"session_id": session_id, EXPIRES_AT: older}, extend),
-                self._feedback.update_many({"session_id": session_id, EXPIRES_AT: older}, extend),
-                self._collection(codec.BLOBS_SUFFIX + ".files").update_many(
-                    {"metadata.session_id": session_id, f"metadata.{EXPIRES_AT}": older},
-                    {"$set": {f"metadata.{EXPIRES_AT}": expiry}},
-                ),
-            )
-
-        if known_expiry is not None and now < as_utc(known_expiry):
-            await children()
-            await session()
-        else:
-            await session()
-            await children()
-        logger.debug("session_id=<%s> | expiry pushed to %s", session_id, expiry.isoformat())
-        return expiry
+        return await self.expiry.touch(session_id, generation, known_expiry)
 
     async def touch_if_due(self, session_id: str, document: Document) -> Document:
         """Touch the session if its ``document`` (as last read or touched) says a touch is due, and
@@ -328,7 +155,7 @@ class AsyncMongoDBSessionRepository:
         Raises:
             SessionExpiredError: see :meth:`touch_session`.
         """
-        if self.retention is not None and self.retention.touch_due(document.get(EXPIRES_AT), codec.utc_now()):
+        if self.expiry.touch_due(document):
             document[EXPIRES_AT] = await self.touch_session(
                 session_id, generation=document.get("created_at"), known_expiry=document.get(EXPIRES_AT)
             )
@@ -343,25 +170,16 @@ class AsyncMongoDBSessionRepository:
         document = codec.session_document(session)
         if self.application_name is not None:
             document["application_name"] = self.application_name
-        if self.retention is not None:
-            document[EXPIRES_AT] = self.retention.expiry(document["last_activity_at"])
+        self.expiry.stamp(document, document["last_activity_at"])
         await self._ready()
-        for attempt in range(_UPSERT_ATTEMPTS):
-            try:
-                with storing("session", session_id, document):
-                    await self._sessions.insert_one(document)
-                break
-            except DuplicateKeyError as error:
-                if attempt == _UPSERT_ATTEMPTS - 1 or await self._replace_expired(session_id) is None:
-                    raise AlreadyExistsError(f"session {session_id!r} already exists") from error
-        await self._created(session_id, document["last_activity_at"])
+        await self.documents.insert(session_id, document)
         return session
 
     @on_home_loop
     async def read_session(self, session_id: str, **kwargs: Any) -> Session | None:
         """The session, or None if there is none."""
-        document = await self._sessions.find_one(
-            self._session_filter(validate_id(session_id, "session")), {"agents": 0, "multi_agents": 0, "metadata": 0}
+        document = await self.namespace.sessions.find_one(
+            self.namespace.live(validate_id(session_id, "session")), {"agents": 0, "multi_agents": 0, "metadata": 0}
         )
         return None if document is None else codec.session_from_document(document)
 
@@ -377,9 +195,9 @@ class AsyncMongoDBSessionRepository:
         await self._ready()
         if not create:
             # A read: it does not push the expiry back (the caller's next write does, when due).
-            document, created = await self._sessions.find_one(self._session_filter(session_id)), False
+            document, created = await self.namespace.sessions.find_one(self.namespace.live(session_id)), False
         else:
-            document, created = await self._load_or_create(session_id)
+            document, created = await self.documents.load_or_create(session_id)
         if document is not None and isinstance(document.get("agents"), Mapping):
             # Stored by the original manager (v0.9): read through it, and migrate it when it is about to be used.
             from ._legacy.gate import upgrade
@@ -387,64 +205,18 @@ class AsyncMongoDBSessionRepository:
             document = await upgrade(self, session_id, document, migrate=create)
         return document, created
 
-    async def _load_or_create(
-        self, session_id: str, projection: Mapping[str, Any] | None = None
-    ) -> tuple[Document, bool]:
-        """The live session (``projection`` of it), created if missing or expired, touched if due."""
-        for _ in range(_UPSERT_ATTEMPTS):
-            fresh = self._fresh_session_fields(session_id)
-            try:
-                document = await self._sessions.find_one_and_upsert(
-                    self._session_filter(session_id), {"$setOnInsert": fresh}, projection
-                )
-            except DuplicateKeyError:
-                # Another writer inserted the session between this upsert's match and its insert, the id
-                # belongs to another application, or the session expired and awaits the TTL monitor.
-                # (Some servers answer a lost race with no document.)
-                document = None
-            if document is not None:
-                if document.get("created_at") == fresh["created_at"]:
-                    await self._created(session_id, fresh["last_activity_at"])
-                    return document, True
-                return await self.touch_if_due(session_id, document), False
-            document = await self._sessions.find_one(self._session_filter(session_id), projection)
-            if document is not None:
-                return await self.touch_if_due(session_id, document), False
-            if await self._replace_expired(session_id) is not None:
-                continue
-            if await self._sessions.find_one({"_id": session_id}, {"_id": 1}) is not None:
-                raise AlreadyExistsError(f"session {session_id!r} belongs to another application")
-        raise ConcurrentModificationError(f"session {session_id!r} kept being created and deleted by other writers")
-
-    async def _upsert_session(self, session_id: str, update: Document) -> None:
-        """Update the session, creating it if missing (``update`` carries the ``$setOnInsert`` fields)."""
-        for attempt in range(_UPSERT_ATTEMPTS):
-            try:
-                result = await self._sessions.update_one(self._session_filter(session_id), update, upsert=True)
-            except DuplicateKeyError as error:
-                # Two upserts of a new session race: the loser's insert collides, and retrying updates the
-                # winner's document; or the session expired and awaits the TTL monitor. A collision that
-                # persists means the id belongs to another application.
-                if attempt == _UPSERT_ATTEMPTS - 1:
-                    raise AlreadyExistsError(f"session {session_id!r} belongs to another application") from error
-                await self._replace_expired(session_id)
-                continue
-            if result.upserted_id is not None:
-                await self._created(session_id, codec.utc_now())
-            return
-
     @on_home_loop
     async def delete_session(self, session_id: str, **kwargs: Any) -> None:
         """Delete the session, its messages and its feedback. Deleting a missing session is a no-op."""
         validate_id(session_id, "session")
-        scope = self._scope(session_id)  # an expired session is deleted too
-        if self.application_name is not None and await self._sessions.find_one(scope, {"_id": 1}) is None:
+        scope = self.namespace.scope(session_id)  # an expired session is deleted too
+        if self.application_name is not None and await self.namespace.sessions.find_one(scope, {"_id": 1}) is None:
             return
         # Children first: an interrupted delete never leaves messages a re-created session would inherit.
-        await self._messages.delete_many({"session_id": session_id})
-        await self._delete_blobs({"metadata.session_id": session_id})
-        await self._feedback.delete_many({"session_id": session_id})
-        await self._sessions.delete_many(scope)
+        await self.namespace.messages.delete_many({"session_id": session_id})
+        await self.blobs.delete_where({"metadata.session_id": session_id})
+        await self.namespace.feedback.delete_many({"session_id": session_id})
+        await self.namespace.sessions.delete_many(scope)
 
     # -- agents -----------------------------------------------------------------------------------
 
@@ -453,24 +225,15 @@ class AsyncMongoDBSessionRepository:
         """Add an agent record to an existing session; an existing agent is never overwritten."""
         validate_id(session_id, "session")
         agent_id = validate_id(session_agent.agent_id, "agent")
-        scope = {**self._session_filter(session_id), "agents.agent_id": {"$ne": agent_id}}
         record = codec.agent_record(session_agent)
-        with storing(f"agent {agent_id!r}", session_id, record):
-            result = await self._sessions.update_one(scope, {"$push": {"agents": record}, "$set": _touch()})
-        if result.matched_count == 0:
-            if await self._session_exists(session_id):
-                raise AlreadyExistsError(f"agent {agent_id!r} already exists in session {session_id!r}")
-            raise NotFoundError(f"session {session_id!r} does not exist")
+        await self.documents.add_record(session_id, "agents", "agent_id", record, f"agent {agent_id!r}")
 
     @on_home_loop
     async def read_agent(self, session_id: str, agent_id: str, **kwargs: Any) -> SessionAgent | None:
         """The agent, or None if the session or the agent does not exist."""
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
-        document = await self._sessions.find_one(
-            self._session_filter(session_id), {"agents": {"$elemMatch": {"agent_id": agent_id}}}
-        )
-        record = codec.find_record(document.get("agents") if document else None, "agent_id", agent_id)
+        record = await self.documents.read_record(session_id, "agents", "agent_id", agent_id)
         return None if record is None else codec.agent_from_record(record)
 
     @on_home_loop
@@ -499,9 +262,9 @@ class AsyncMongoDBSessionRepository:
             # Records written before versioning have no version field: they count as version 0.
             match["version"] = expected_version if expected_version else {"$in": [0, None]}
         with storing(f"agent {agent_id!r}", session_id, changes):
-            result = await self._sessions.update_one(
-                {**self._session_filter(session_id), "agents": {"$elemMatch": match}},
-                {"$set": {**changes, **_touch()}, "$inc": {"agents.$.version": 1}},
+            result = await self.namespace.sessions.update_one(
+                {**self.namespace.live(session_id), "agents": {"$elemMatch": match}},
+                {"$set": {**changes, **last_activity()}, "$inc": {"agents.$.version": 1}},
             )
         if result.matched_count == 0:
             if expected_version is not None and await self.read_agent(session_id, agent_id) is not None:
@@ -547,17 +310,19 @@ class AsyncMongoDBSessionRepository:
             validate_message_id(message.message_id)
         if not session_messages:
             return
-        documents = [self._stamp(codec.message_document(session_id, agent_id, message)) for message in session_messages]
+        documents = [
+            self.expiry.stamp(codec.message_document(session_id, agent_id, message)) for message in session_messages
+        ]
         await self._ready()
-        if not await self._owns(session_id, session_verified, touch=True):
-            raise self._not_owned(session_id)
-        blobs = [await self._offload_if_large(document) for document in documents]
+        if not await self.documents.owns(session_id, session_verified, touch=True):
+            raise self.namespace.not_owned(session_id)
+        blobs = [await self.blobs.offload_if_large(document) for document in documents]
         try:
             with storing(f"message of agent {agent_id!r}", session_id, documents):
                 if len(documents) == 1:
-                    await self._messages.insert_one(documents[0])
+                    await self.namespace.messages.insert_one(documents[0])
                 else:
-                    await self._messages.insert_many(documents)
+                    await self.namespace.messages.insert_many(documents)
         except DuplicateKeyError as error:
             raise DuplicateMessageError(
                 f"a message with this id already exists for agent {agent_id!r} in session {session_id!r}"
@@ -574,7 +339,7 @@ class AsyncMongoDBSessionRepository:
         except BaseException:
             for blob_id in blobs:
                 if blob_id is not None:
-                    await self._blobs.delete(blob_id)
+                    await self.blobs.delete(blob_id)
             raise
         finally:
             for document in documents:
@@ -585,9 +350,9 @@ class AsyncMongoDBSessionRepository:
         """The highest stored message id of the agent, or None (one indexed read)."""
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
-        if not await self._owns(session_id, session_verified):
+        if not await self.documents.owns(session_id, session_verified):
             return None
-        documents = await self._messages.find(
+        documents = await self.namespace.messages.find(
             {"session_id": session_id, "agent_id": agent_id},
             sort=[("session_id", -1), ("agent_id", -1), ("message_id", -1)],
             limit=1,
@@ -606,10 +371,10 @@ class AsyncMongoDBSessionRepository:
             "message_id": validate_message_id(message_id),
             **live(codec.utc_now()),
         }
-        if not await self._owns(session_id, False):
+        if not await self.documents.owns(session_id, False):
             return None
-        document = await self._messages.find_one(scope, _NO_ID)
-        return None if document is None else codec.message_from_document(await self._inflate(document))
+        document = await self.namespace.messages.find_one(scope, _NO_ID)
+        return None if document is None else codec.message_from_document(await self.blobs.inflate(document))
 
     @on_home_loop
     async def update_message(
@@ -633,15 +398,15 @@ class AsyncMongoDBSessionRepository:
             "redact_message": session_message.redact_message,
             "updated_at": codec.iso_now(),
         }
-        if not await self._owns(session_id, session_verified, touch=True):
-            raise self._not_owned(session_id)
-        self._stamp(changes)  # a blob written now must expire with the message
-        blob_id = await self._offload_if_large(changes)
+        if not await self.documents.owns(session_id, session_verified, touch=True):
+            raise self.namespace.not_owned(session_id)
+        self.expiry.stamp(changes)  # a blob written now must expire with the message
+        blob_id = await self.blobs.offload_if_large(changes)
         update: Document = (
             {"$set": changes} if blob_id is not None else {"$set": changes, "$unset": {"message_blob": ""}}
         )
         with storing(f"message {message_id} of agent {agent_id!r}", session_id, changes):
-            result = await self._messages.update_one(
+            result = await self.namespace.messages.update_one(
                 {"session_id": session_id, "agent_id": agent_id, "message_id": message_id}, update
             )
         if result.matched_count == 0:
@@ -661,10 +426,10 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
         validate_message_id(message_id)
-        if not await self._owns(session_id, session_verified):
-            raise self._not_owned(session_id)
+        if not await self.documents.owns(session_id, session_verified):
+            raise self.namespace.not_owned(session_id)
         with storing(f"message {message_id} of agent {agent_id!r}", session_id, {"redact_message": redact_message}):
-            result = await self._messages.update_one(
+            result = await self.namespace.messages.update_one(
                 {"session_id": session_id, "agent_id": agent_id, "message_id": message_id},
                 {"$set": {"redact_message": redact_message, "updated_at": codec.iso_now()}},
             )
@@ -689,16 +454,16 @@ class AsyncMongoDBSessionRepository:
             raise InvalidInputError(f"limit must be None or a non-negative int below 2**63, got {limit!r}")
         if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**63:
             raise InvalidInputError(f"offset must be a non-negative int below 2**63, got {offset!r}")
-        if limit == 0 or not await self._owns(session_id, session_verified):
+        if limit == 0 or not await self.documents.owns(session_id, session_verified):
             return []
-        documents = await self._messages.find(
+        documents = await self.namespace.messages.find(
             {"session_id": session_id, "agent_id": agent_id, **live(codec.utc_now())},
             sort=[("session_id", 1), ("agent_id", 1), ("message_id", 1)],
             skip=offset,
             limit=limit or 0,
             projection=_NO_ID,
         )
-        return [codec.message_from_document(await self._inflate(document)) for document in documents]
+        return [codec.message_from_document(await self.blobs.inflate(document)) for document in documents]
 
     @on_home_loop
     async def count_messages(self, session_id: str, agent_id: str) -> int:
@@ -708,9 +473,9 @@ class AsyncMongoDBSessionRepository:
             "agent_id": validate_id(agent_id, "agent"),
             **live(codec.utc_now()),
         }
-        if not await self._owns(session_id, False):
+        if not await self.documents.owns(session_id, False):
             return 0
-        return await self._messages.count_documents(scope)
+        return await self.namespace.messages.count_documents(scope)
 
     # -- multi-agent ------------------------------------------------------------------------------
 
@@ -720,23 +485,16 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         multi_agent_id = validate_id(multi_agent.id, "multi-agent")
         record = codec.multi_agent_record(multi_agent_id, multi_agent.serialize_state())
-        scope = {**self._session_filter(session_id), "multi_agents.multi_agent_id": {"$ne": multi_agent_id}}
-        with storing(f"multi-agent {multi_agent_id!r}", session_id, record):
-            result = await self._sessions.update_one(scope, {"$push": {"multi_agents": record}, "$set": _touch()})
-        if result.matched_count == 0:
-            if await self._session_exists(session_id):
-                raise AlreadyExistsError(f"multi-agent {multi_agent_id!r} already exists in session {session_id!r}")
-            raise NotFoundError(f"session {session_id!r} does not exist")
+        await self.documents.add_record(
+            session_id, "multi_agents", "multi_agent_id", record, f"multi-agent {multi_agent_id!r}"
+        )
 
     @on_home_loop
     async def read_multi_agent(self, session_id: str, multi_agent_id: str, **kwargs: Any) -> Document | None:
         """The orchestrator's serialized state, or None."""
         validate_id(session_id, "session")
         validate_id(multi_agent_id, "multi-agent")
-        document = await self._sessions.find_one(
-            self._session_filter(session_id), {"multi_agents": {"$elemMatch": {"multi_agent_id": multi_agent_id}}}
-        )
-        record = codec.find_record(document.get("multi_agents") if document else None, "multi_agent_id", multi_agent_id)
+        record = await self.documents.read_record(session_id, "multi_agents", "multi_agent_id", multi_agent_id)
         return None if record is None else dict(record["state"])
 
     @on_home_loop
@@ -746,9 +504,15 @@ class AsyncMongoDBSessionRepository:
         multi_agent_id = validate_id(multi_agent.id, "multi-agent")
         state = multi_agent.serialize_state()
         with storing(f"multi-agent {multi_agent_id!r}", session_id, {"state": state}):
-            result = await self._sessions.update_one(
-                {**self._session_filter(session_id), "multi_agents.multi_agent_id": multi_agent_id},
-                {"$set": {"multi_agents.$.state": state, "multi_agents.$.updated_at": codec.iso_now(), **_touch()}},
+            result = await self.namespace.sessions.update_one(
+                {**self.namespace.live(session_id), "multi_agents.multi_agent_id": multi_agent_id},
+                {
+                    "$set": {
+                        "multi_agents.$.state": state,
+                        "multi_agents.$.updated_at": codec.iso_now(),
+                        **last_activity(),
+                    }
+                },
             )
         if result.matched_count == 0:
             raise NotFoundError(f"multi-agent {multi_agent_id!r} in session {session_id!r} does not exist")
@@ -763,18 +527,18 @@ class AsyncMongoDBSessionRepository:
         if not paths:
             return
         encoded_size("metadata", session_id, paths)  # every value checked before anything is written
-        fresh = self._fresh_session_fields(session_id)
+        fresh = self.documents.fresh_fields(session_id)
         for field in ("metadata", "last_activity_at"):
             del fresh[field]
         await self._ready()
         with storing("metadata", session_id, paths):
-            await self._upsert_session(session_id, {"$set": {**paths, **_touch()}, "$setOnInsert": fresh})
+            await self.documents.upsert(session_id, {"$set": {**paths, **last_activity()}, "$setOnInsert": fresh})
 
     @on_home_loop
     async def get_metadata(self, session_id: str) -> Document:
         """The session's metadata (an empty dict when there is none)."""
-        document = await self._sessions.find_one(
-            self._session_filter(validate_id(session_id, "session")), {"metadata": 1}
+        document = await self.namespace.sessions.find_one(
+            self.namespace.live(validate_id(session_id, "session")), {"metadata": 1}
         )
         return dict(document.get("metadata") or {}) if document else {}
 
@@ -784,9 +548,9 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         fields = validate_metadata_keys(keys)
         if fields:
-            await self._sessions.update_one(
-                self._session_filter(session_id),
-                {"$unset": {f"metadata.{field}": "" for field in fields}, "$set": _touch()},
+            await self.namespace.sessions.update_one(
+                self.namespace.live(session_id),
+                {"$unset": {f"metadata.{field}": "" for field in fields}, "$set": last_activity()},
             )
 
     @on_home_loop
@@ -795,25 +559,25 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         if not isinstance(feedback, Mapping):
             raise InvalidInputError(f"feedback must be a dict, got {type(feedback).__name__}")
-        _check_nested_keys(feedback, 0)
-        document = self._stamp(codec.feedback_document(session_id, dict(feedback)))
+        check_nested_keys(feedback, 0)
+        document = self.expiry.stamp(codec.feedback_document(session_id, dict(feedback)))
         if encoded_size("feedback", session_id, document) > BSON_LIMIT:
             raise DocumentTooLargeError(too_large_message("feedback", session_id, feedback, "refused before writing"))
         await self._ready()
         if self.application_name is not None or self.retention is not None:
             # Feedback carries no application name and must not outlive its session: anchor it to a live
             # session of this application, created if missing (like update_metadata does), touched if due.
-            await self._load_or_create(session_id, _GENERATION)
+            await self.documents.load_or_create(session_id, GENERATION)
         with storing("feedback", session_id, feedback):
-            await self._feedback.insert_one(document)
+            await self.namespace.feedback.insert_one(document)
 
     @on_home_loop
     async def get_feedbacks(self, session_id: str) -> list[Document]:
         """The session's feedback, oldest first."""
         validate_id(session_id, "session")
-        if not await self._owns(session_id, False):
+        if not await self.documents.owns(session_id, False):
             return []
-        documents = await self._feedback.find(
+        documents = await self.namespace.feedback.find(
             {"session_id": session_id, **live(codec.utc_now())}, sort=[("created_at", 1), ("_id", 1)]
         )
         return [codec.feedback_from_document(document) for document in documents]
@@ -836,7 +600,3 @@ class AsyncMongoDBSessionRepository:
             f"{type(self).__name__}(database_name={self.database_name!r}, "
             f"collection_name={self.collection_name!r}, client={self.runtime.kind!r})"
         )
-
-
-def _touch() -> Document:
-    return {"last_activity_at": codec.utc_now()}

@@ -274,14 +274,14 @@ class MongoDBStorage:
         Raises:
             ClosedError: The factory is closed.
         """
-        factory._check_open()
+        runtime = factory.runtime  # raises ClosedError when the factory is closed
         return cls(
             database_name=database_name or factory.database_name,
             collection_name=collection_name,
             namespace=namespace,
             gridfs_threshold=gridfs_threshold,
             search_strategy=search_strategy,
-            runtime=factory._runtime,
+            runtime=runtime,
         )
 
     # -- plumbing ---------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ class MongoDBSessionRepository(SessionRepository):
 
     def close(self) -> None:
         """Close the client if this repository created it. Idempotent."""
-        if self.core._owns_runtime:
+        if self.core.owns_runtime:
             self.core.runtime.close()
 
     def __enter__(self) -> MongoDBSessionRepository:

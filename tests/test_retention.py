@@ -26,8 +26,8 @@ from mongodb_session_manager import (
     NotFoundError,
     Retention,
     SessionExpiredError,
+    _message_blobs,
 )
-from mongodb_session_manager import repository as repository_module
 from mongodb_session_manager.catalog import SessionCatalog
 from mongodb_session_manager.scripted_model import ScriptedModel
 from mongodb_session_manager.testing import CommandRecorder
@@ -388,7 +388,7 @@ def test_purge_expired_removes_expired_sessions_with_children_and_blobs(
     catalog: SessionCatalog,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(repository_module, "LARGE_MESSAGE_BYTES", 200)  # every message goes through GridFS
+    monkeypatch.setattr(_message_blobs, "LARGE_MESSAGE_BYTES", 200)  # every message goes through GridFS
     # No TTL index: the server's TTL monitor would race the purge for the expired documents.
     factory = make_factory(ttl_seconds=3600, ensure_indexes=False)
     for session_id in ("live", "gone"):
@@ -466,7 +466,7 @@ def test_writes_through_the_plain_repository_touch_the_session_when_due(
         assert all(utc(message["expires_at"]) >= pushed for message in db[MESSAGES].find())
 
         # A message rewritten large enough for GridFS: its blob expires with it.
-        monkeypatch.setattr(repository_module, "LARGE_MESSAGE_BYTES", 200)
+        monkeypatch.setattr(_message_blobs, "LARGE_MESSAGE_BYTES", 200)
         first.message = {"role": "user", "content": [{"text": "x" * 300}]}
         repository.update_message("s1", "a", first)
         [blob] = db[f"{COLLECTION}.blobs.files"].find()
