@@ -283,7 +283,7 @@ class LegacyMigrator:
         await self._copy_feedback(session, lookup=lookup)
 
     async def _copy_messages(self, session_id: str, agent: LegacyAgent, *, lookup: bool) -> None:
-        from ..repository import LARGE_MESSAGE_BYTES
+        from .._message_blobs import LARGE_MESSAGE_BYTES
 
         agent_id = agent.record["agent_id"]
         pending = agent.messages
