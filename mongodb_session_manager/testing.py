@@ -159,6 +159,8 @@ class LocalMongoServer:
         users: ``{username: password}`` to create on the ``admin`` database with the ``root`` role
             when the server starts.
         extra_args: further command-line arguments for the server.
+        port: the TCP port to listen on (on ``127.0.0.1``). By default a free port is chosen. A port
+            already in use makes :meth:`start` raise ``RuntimeError``.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. :meth:`restart` stops the
     process and starts it again on the same port with the same data.
@@ -175,7 +177,11 @@ class LocalMongoServer:
         startup_timeout: float = 20.0,
         users: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
+        port: int | None = None,
     ) -> None:
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, got {port}")
+        self.requested_port = port
         self.enable_test_commands = enable_test_commands
         self.auth = auth
         self.sync_on_commit = sync_on_commit
@@ -273,7 +279,7 @@ class LocalMongoServer:
             if self._pending_users:
                 self._provision_pending_users(executable)
             else:
-                self._spawn(executable, auth=self.auth, port=self._port or 0)
+                self._spawn(executable, auth=self.auth, port=self._port or self.requested_port or 0)
         except BaseException:
             self.stop()
             raise
@@ -434,7 +440,7 @@ class LocalMongoServer:
             if returncode is not None:
                 reason = f"exited with status {returncode} before listening"
                 if _ADDRESS_IN_USE_RE.search(output):
-                    reason += f" (port {self._port} is in use by another process)"
+                    reason += f" (port {self._port or self.requested_port} is in use by another process)"
                 raise self._startup_error(reason)
             if time.monotonic() >= deadline:
                 raise self._startup_error(f"did not report listening within {self.startup_timeout:g} s")
@@ -470,7 +476,7 @@ class LocalMongoServer:
 
     def _provision_pending_users(self, executable: str) -> None:
         """Start without auth, create the pending users, and (for auth mode) restart with auth."""
-        self._spawn(executable, auth=False, port=self._port or 0)
+        self._spawn(executable, auth=False, port=self._port or self.requested_port or 0)
         self._create_users(self._pending_users)
         self._pending_users.clear()
         if self.auth:
