@@ -29,6 +29,7 @@ from support import add
 from mongodb_session_manager import MongoDBSessionManagerFactory, MongoDBSessionRepository
 from mongodb_session_manager.catalog import SessionCatalog
 from mongodb_session_manager.cli import main
+from mongodb_session_manager.cli.environment import VARIABLES
 from mongodb_session_manager.scripted_model import ScriptedModel, redact, tool_call
 
 COLLECTION = "sessions"
@@ -82,9 +83,10 @@ class Namespace:
 
 @contextlib.contextmanager
 def environment(env: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` without ``MONGODB_URI`` and with ``env``, restored afterwards."""
+    """``os.environ`` without the CLI's variables (``MONGODB_URI``...) and with ``env``, restored afterwards."""
     saved = dict(os.environ)
-    os.environ.pop("MONGODB_URI", None)
+    for name in VARIABLES:
+        os.environ.pop(name, None)
     os.environ.update(env)
     try:
         yield

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from mongodb_session_manager import MongoDBSessionRepository
-from mongodb_session_manager._dev_server import run_dev_server
+from mongodb_session_manager.cli import main
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds processes through /proc")
 
-COMMAND = [sys.executable, "-m", "mongodb_session_manager._dev_server"]
+COMMAND = [sys.executable, "-m", "mongodb_session_manager", "dev-server"]
 STARTUP_SECONDS = 60.0
 
 
@@ -202,9 +202,17 @@ def test_without_the_testserver_extra_it_says_how_to_install_it(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
 
-    assert run_dev_server(free_port()) == 2
+    assert main(["dev-server", "--port", str(free_port())]) == 2
 
     message = capsys.readouterr().err
     assert "SecantusDB, which is not installed" in message
     assert "pip install 'mongodb-session-manager[testserver]'" in message
     assert "MONGODB_URI" in message
+
+
+def test_help_lists_port_and_data(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dev-server", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--port PORT" in out
+    assert "--data DIR" in out
+    assert "27017" in out

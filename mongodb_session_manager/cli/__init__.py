@@ -6,10 +6,11 @@ Run it as ``python -m mongodb_session_manager`` (or the ``mongodb-session-manage
         sessions list --metadata priority=high
 
 Commands: ``sessions list|show|export|delete|purge-expired``, ``stats``, ``indexes verify|create``,
-``migrate`` (sessions of the original v0.9 layout). Global options
-(``--uri``/``MONGODB_URI``, ``--database``, ``--collection``, ``--application``, ``--json``,
-``--timeout-ms``) are accepted before or after the command. Every command goes through the public
-blocking API (:class:`MongoDBSessionRepository` and :class:`SessionCatalog`), and never creates
+``migrate`` (sessions of the original v0.9 layout), ``dev-server``. Global options (``--uri``,
+``--database``, ``--collection``, ``--application``, ``--json``, ``--timeout-ms``) are accepted before
+or after the command; the first four default to environment variables (:mod:`.environment`). Every
+command goes through the public blocking API (:class:`MongoDBSessionRepository` and
+:class:`SessionCatalog`), and never creates
 indexes except ``indexes create`` and ``migrate`` (whose copies rely on the unique message index).
 
 Exit codes: 0 success, 1 not found (missing session) or failed check (missing indexes), 2 usage
@@ -28,7 +29,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError
@@ -37,7 +38,7 @@ from .._clients import SecretScrubber
 from ..catalog import SessionCatalog
 from ..errors import InvalidInputError, MongoDBSessionError, NotFoundError
 from ..sync_repository import MongoDBSessionRepository
-from . import indexes, migrate, sessions, stats
+from . import dev_server, environment, indexes, migrate, sessions, stats
 from ._common import (
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -55,7 +56,7 @@ from ._common import (
 __all__ = ["EXIT_NOT_FOUND", "EXIT_OK", "EXIT_SERVER", "EXIT_USAGE", "main"]
 
 #: The command groups, in the order ``--help`` lists them.
-COMMAND_GROUPS: tuple[ModuleType, ...] = (sessions, stats, indexes, migrate)
+COMMAND_GROUPS: tuple[ModuleType, ...] = (sessions, stats, indexes, migrate, dev_server)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,10 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             check(parser, args)
     except SystemExit as exit_:
         return _exit_status(exit_.code)
+    run: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
+    if run is not None:  # a command that does not connect (dev-server)
+        return run(args)
     scrub = SecretScrubber(args.uri)
     as_json = bool(args.json)
     if not args.uri:
-        return _fail("no MongoDB URI: pass --uri or set MONGODB_URI", EXIT_USAGE, as_json=as_json, scrub=scrub)
+        message = f"no MongoDB URI: pass --uri or set {environment.URI} (no server? run `{PROG} dev-server`)"
+        return _fail(message, EXIT_USAGE, as_json=as_json, scrub=scrub)
     try:
         return _run(args, scrub)
     except Failure as failure:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from bson import json_util
 from .._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME, SecretScrubber, mask_uri
 from ..catalog import SessionCatalog
 from ..sync_repository import MongoDBSessionRepository
+from . import environment
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
@@ -110,21 +110,25 @@ def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         return value if top else argparse.SUPPRESS
 
     group = parser.add_argument_group("connection and output")
+    database = environment.setting(environment.DATABASE, DEFAULT_DATABASE_NAME)
+    collection = environment.setting(environment.COLLECTION, DEFAULT_COLLECTION_NAME)
     group.add_argument(
         "--uri",
-        default=default(os.environ.get("MONGODB_URI")),
-        help="MongoDB connection string (default: $MONGODB_URI)",
+        default=default(environment.setting(environment.URI)),
+        help=f"MongoDB connection string (default: ${environment.URI})",
     )
     group.add_argument(
-        "--database", default=default(DEFAULT_DATABASE_NAME), help=f"database (default: {DEFAULT_DATABASE_NAME})"
+        "--database", default=default(database), help=f"database (default: {database}; ${environment.DATABASE})"
     )
     group.add_argument(
         "--collection",
-        default=default(DEFAULT_COLLECTION_NAME),
-        help=f"sessions collection (default: {DEFAULT_COLLECTION_NAME})",
+        default=default(collection),
+        help=f"sessions collection (default: {collection}; ${environment.COLLECTION})",
     )
     group.add_argument(
-        "--application", default=default(None), help="only sessions of this application (as the managers scope it)"
+        "--application",
+        default=default(environment.setting(environment.APPLICATION)),
+        help=f"only sessions of this application, as the managers scope it (default: ${environment.APPLICATION})",
     )
     group.add_argument("--json", action="store_true", default=default(False), help="machine-readable JSON output")
     group.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..catalog import IndexStatus
+from . import environment
 from ._common import EXIT_NOT_FOUND, EXIT_OK, PROG, Context, add_command, add_group, table, to_json
 
 
@@ -19,9 +20,9 @@ def register(commands: Any) -> None:
         sub.add_argument(
             "--metadata-field",
             action="append",
-            default=[],
             metavar="FIELD",
-            help="a metadata key the managers index (metadata_fields; repeatable)",
+            help=f"a metadata key the managers index (metadata_fields; repeatable; default: "
+            f"${environment.METADATA_FIELDS}, comma-separated)",
         )
         sub.add_argument(
             "--ttl", action="store_true", help="include the TTL indexes of expiring sessions (ttl_seconds)"
@@ -52,11 +53,15 @@ def _index_report(context: Context, report: list[IndexStatus]) -> int:
     return EXIT_OK
 
 
+def _metadata_fields(context: Context) -> list[str]:
+    """The --metadata-field flags, or else the fields named by the environment."""
+    fields: list[str] | None = context.args.metadata_field
+    return fields if fields else environment.metadata_fields()
+
+
 def _verify_indexes(context: Context) -> int:
-    args = context.args
-    return _index_report(context, context.catalog.verify_indexes(args.metadata_field, ttl=args.ttl))
+    return _index_report(context, context.catalog.verify_indexes(_metadata_fields(context), ttl=context.args.ttl))
 
 
 def _create_indexes(context: Context) -> int:
-    args = context.args
-    return _index_report(context, context.catalog.create_indexes(args.metadata_field, ttl=args.ttl))
+    return _index_report(context, context.catalog.create_indexes(_metadata_fields(context), ttl=context.args.ttl))

@@ -1,4 +1,4 @@
-"""``mongodb-session-manager dev-server``: a local MongoDB-compatible server for development.
+"""``dev-server``: a local MongoDB-compatible server for development.
 
 Runs :class:`~mongodb_session_manager.testing.LocalMongoServer` (SecantusDB, from the ``testserver``
 extra) on a fixed loopback port until Ctrl-C or SIGTERM, printing the URI to use. The server is a
@@ -16,17 +16,15 @@ import sys
 import time
 from collections.abc import Iterator
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
-from .testing import LocalMongoServer, find_server_executable
+from ..testing import LocalMongoServer, find_server_executable
+from ._common import EXIT_OK, EXIT_SERVER, EXIT_USAGE
 
-__all__ = ["DEFAULT_PORT", "add_dev_server_arguments", "run_dev_server"]
+__all__ = ["DEFAULT_PORT", "register", "run_dev_server"]
 
 DEFAULT_PORT = 27017
 HOST = "127.0.0.1"
-EXIT_OK = 0
-EXIT_SETUP = 2
-EXIT_SERVER = 3
 
 MISSING_EXTRA = (
     "dev-server runs the local test server SecantusDB, which is not installed.\n"
@@ -37,8 +35,12 @@ MISSING_EXTRA = (
 _POLL_SECONDS = 0.5
 
 
-def add_dev_server_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``dev-server`` options: ``--port`` and ``--data``."""
+def register(commands: Any) -> None:
+    """Add ``dev-server`` to ``commands`` (the top-level subparsers action). It does not connect to
+    MongoDB, so it sets ``run`` (called with the arguments) instead of a ``handler``."""
+    help_text = "run a local MongoDB-compatible test server (the testserver extra) until Ctrl-C"
+    parser: argparse.ArgumentParser = commands.add_parser("dev-server", help=help_text, description=help_text)
+    parser.set_defaults(run=lambda args: run_dev_server(args.port, args.data))
     parser.add_argument(
         "--port",
         type=_port,
@@ -113,7 +115,7 @@ def run_dev_server(port: int = DEFAULT_PORT, data: str | None = None, *, out: Te
         find_server_executable()
     except RuntimeError:
         err.write(f"dev-server: {MISSING_EXTRA}\n")
-        return EXIT_SETUP
+        return EXIT_USAGE
     if _port_in_use(port):
         err.write(
             f"dev-server: port {port} on {HOST} is already in use (another MongoDB or dev-server?).\n"
@@ -160,9 +162,3 @@ def _announce(server: LocalMongoServer, data: str | None, out: TextIO) -> None:
     out.write("\n".join(lines) + "\n")
     out.flush()
 
-
-if __name__ == "__main__":  # until the CLI wires the command in
-    _parser = argparse.ArgumentParser(prog="mongodb-session-manager dev-server")
-    add_dev_server_arguments(_parser)
-    _args = _parser.parse_args()
-    sys.exit(run_dev_server(_args.port, _args.data))
