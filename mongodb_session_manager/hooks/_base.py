@@ -168,7 +168,7 @@ def flush_session(hooks: tuple[Any, ...], session_id: str, timeout: float = DEFA
         return
     for hook in hooks:
         if isinstance(hook, NotificationHook):
-            _report_left(hook, session_id, hook._outbox.flush(timeout, session_id))
+            _report_left(hook, session_id, hook.flush(timeout, session_id))
 
 
 async def flush_session_async(

@@ -51,7 +51,7 @@ def _forget_pool_in_child() -> None:
     _pool = None
     _pool_lock = threading.Lock()
     for outbox in list(_outboxes):
-        outbox._start_empty()
+        outbox.start_empty()
 
 
 if hasattr(os, "register_at_fork"):
@@ -80,10 +80,10 @@ class Outbox:
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
-        self._start_empty()
+        self.start_empty()
         _outboxes.add(self)
 
-    def _start_empty(self) -> None:
+    def start_empty(self) -> None:
         self._changed = threading.Condition(threading.Lock())
         self._sessions: dict[str, _SessionQueue] = {}
         self._pending = 0
