@@ -660,6 +660,53 @@ def test_a_script_that_ends_without_closing_still_delivers(sqs: Any, tmp_path: P
     assert [body["metadata"]["step"] for body in bodies] == list(range(5))
 
 
+FORKING_SCRIPT = """
+import os, sys
+from mongodb_session_manager.hooks.metadata_sqs_hook import MetadataSQSHook
+
+hook = MetadataSQSHook(sys.argv[1], [])
+hook(lambda metadata: None, "update", "parent", metadata={"who": "parent"})
+assert hook.flush(30) == 0
+pid = os.fork()
+if pid == 0:
+    hook(lambda metadata: None, "update", "child", metadata={"who": "child"})
+    os._exit(0 if hook.flush(30) == 0 else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_delivers_its_own_notifications(sqs: Any, tmp_path: Path) -> None:
+    queue_url = new_queue(sqs)
+    script = tmp_path / "forking.py"
+    script.write_text(FORKING_SCRIPT, encoding="utf-8")
+    completed = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", str(script), queue_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    bodies = [json.loads(message["Body"]) for message in received(sqs, queue_url)]
+    assert sorted(body["metadata"]["who"] for body in bodies) == ["child", "parent"]
+
+
+def test_the_viewer_password_comes_from_the_session_manager_keyword(sns: Any, sqs: Any) -> None:
+    topic, queue = subscribed_topic(sns, sqs)
+    hook = FeedbackSNSHook(topic, topic, topic)
+
+    class Manager:
+        def get_session_viewer_password(self) -> str:
+            return "viewer-token"
+
+    hook(lambda feedback: None, "add", "keyword", feedback={"comment": "c"}, session_manager=Manager())
+    assert hook.flush(FLUSH) == 0
+    [note] = sns_notifications(sqs, queue)
+    assert note["Message"] == "Password: viewer-token\n\nSession: keyword\n\nc"
+
+
 def test_a_notification_that_cannot_be_built_is_logged_and_the_result_returned(
     sns: Any, sqs: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
