@@ -15,6 +15,7 @@ from . import _codec as codec
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME, runtime_for
 from ._expiry import Expiry
 from ._indexes import ensure_indexes
+from ._legacy.layout import LEGACY_MARK, needs_upgrade
 from ._message_blobs import MessageBlobs
 from ._namespace import SessionNamespace
 from ._runtime import ClientRuntime, on_home_loop
@@ -198,7 +199,7 @@ class AsyncMongoDBSessionRepository:
             document, created = await self.namespace.sessions.find_one(self.namespace.live(session_id)), False
         else:
             document, created = await self.documents.load_or_create(session_id)
-        if document is not None and isinstance(document.get("agents"), Mapping):
+        if document is not None and needs_upgrade(document):
             # Stored by the original manager (v0.9): read through it, and migrate it when it is about to be used.
             from ._legacy.gate import upgrade
 
@@ -234,6 +235,14 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
         record = await self.documents.read_record(session_id, "agents", "agent_id", agent_id)
+        if record is None and await self.namespace.sessions.find_one(
+            {"_id": session_id, LEGACY_MARK: {"$exists": True}}, {"_id": 1}
+        ):
+            # Stored by the original manager (v0.9). This is how Strands' own session manager restores: migrate.
+            from ._legacy.gate import upgrade
+
+            document = await upgrade(self, session_id, {"_id": session_id, LEGACY_MARK: session_id}, migrate=True)
+            record = codec.find_record(document.get("agents") if document else None, "agent_id", agent_id)
         return None if record is None else codec.agent_from_record(record)
 
     @on_home_loop

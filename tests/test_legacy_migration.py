@@ -336,3 +336,49 @@ def test_an_original_process_writing_a_migrated_session_is_refused_by_the_server
     with pytest.raises(WriteError):
         original_append(db, "conv", "support", 10, "from an old process")
     assert db[COLLECTION].find_one({"_id": "conv"}) == before
+
+
+def test_an_original_process_adding_feedback_to_a_migrated_session_is_adopted(
+    factory: MongoDBSessionManagerFactory, db: Any
+) -> None:
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    restore(factory, "conv", "support")
+    # What the original's add_feedback does, on the migrated document.
+    db[COLLECTION].update_one(
+        {"_id": "conv"},
+        {
+            "$push": {"feedbacks": {"rating": "up", "comment": "late", "created_at": at(3000)}},
+            "$set": {"updated_at": at(3000)},
+        },
+    )
+    manager = factory.create_session_manager("conv")
+    restore(factory, "conv", "triage")
+    assert [f["comment"] for f in manager.get_feedbacks()] == ["Very helpful", "Too slow", "just testing", "late"]
+    adopted = db[COLLECTION].find_one({"_id": "conv"})
+    assert "feedbacks" not in adopted
+    assert adopted["updated_at"] == at(3000).isoformat()
+
+
+def test_strands_repository_session_manager_over_our_repository_restores_and_migrates(
+    mongodb_uri: str, db_name: str, db: Any
+) -> None:
+    from strands.session.repository_session_manager import RepositorySessionManager
+
+    from mongodb_session_manager import MongoDBSessionRepository
+
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    stored = db[COLLECTION].find_one({"_id": "conv"})
+    repository = MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION)
+    try:
+        agent = Agent(
+            agent_id="triage",
+            model=ScriptedModel(["fine"]),
+            session_manager=RepositorySessionManager(session_id="conv", session_repository=repository),
+            callback_handler=None,
+        )
+        assert agent.messages == original_restore(stored, "triage")
+        assert isinstance(db[COLLECTION].find_one({"_id": "conv"})["agents"], list)
+        agent("one more")
+        assert repository.list_messages("conv", "triage")[-1].message["content"] == [text("fine")]
+    finally:
+        repository.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .layout import LEGACY_MARK, is_legacy
 from .migrator import LegacyMigrator, view
 
 if TYPE_CHECKING:
@@ -15,14 +16,21 @@ Document = dict[str, Any]
 async def upgrade(
     repository: AsyncMongoDBSessionRepository, session_id: str, document: Document, *, migrate: bool
 ) -> Document | None:
-    """The session ``document`` (in the original layout) as our layout has it.
+    """The session ``document`` (in the original layout, or migrated but with feedback an
+    original-version process added since) as our layout has it.
 
     With ``migrate`` (a restore, or a write about to happen), the session is first migrated in place
     and read back; otherwise it is decoded in memory and nothing is written (reads never write).
+    ``document`` may be a projection: with :data:`LEGACY_MARK` in it, it is an original document.
     """
+    legacy = is_legacy(document) or LEGACY_MARK in document
     if not migrate:
-        return view(document)
-    await LegacyMigrator(repository).migrate(session_id)
+        return view(document) if is_legacy(document) else document
+    migrator = LegacyMigrator(repository)
+    if legacy:
+        await migrator.migrate(session_id)
+    else:
+        await migrator.adopt_stray_feedback(session_id, document)
     migrated, _ = await repository.load_session(session_id, create=False)
     if migrated is None:  # deleted meanwhile: a restore starts it afresh, as for any missing session
         migrated, _ = await repository.load_session(session_id)

@@ -135,9 +135,22 @@ class _Undecodable(Exception):
     """A part of an original document this module cannot translate."""
 
 
+# A field only original documents have (our layout keeps the id in ``_id`` alone): adding it to a
+# projection tells an original document apart at no cost.
+LEGACY_MARK = "session_id"
+# What an original-version process can still add to a migrated document: it pushes feedback.
+STRAY_FEEDBACK = "feedbacks"
+
+
 def is_legacy(document: Mapping[str, Any]) -> bool:
     """Whether a session document is in the original layout."""
     return isinstance(document.get("agents"), Mapping)
+
+
+def needs_upgrade(document: Mapping[str, Any]) -> bool:
+    """Whether a session document is in the original layout, or is a migrated one to which an
+    original-version process has since added feedback in its own way."""
+    return is_legacy(document) or isinstance(document.get(STRAY_FEEDBACK), list)
 
 
 def _encoded(document: Mapping[str, Any]) -> bytes:
@@ -279,7 +292,8 @@ def feedback_id(session_id: str, position: int, item: Mapping[str, Any]) -> Obje
     return ObjectId(digest[:12])
 
 
-def _feedback(session_id: str, raw: Any, problems: list[Problem], default: datetime) -> list[Document]:
+def feedback_documents(session_id: str, raw: Any, problems: list[Problem], default: datetime) -> list[Document]:
+    """Our feedback documents for the original's ``feedbacks`` array (with stable ids)."""
     documents: list[Document] = []
     for position, item in enumerate(raw if isinstance(raw, list) else []):
         if not isinstance(item, Mapping):
@@ -343,7 +357,7 @@ def decode_session(document: Mapping[str, Any]) -> LegacySession:
         session_id=session_id,
         fields=fields,
         agents=agents,
-        feedback=_feedback(session_id, document.get("feedbacks"), problems, last_activity),
+        feedback=feedback_documents(session_id, document.get("feedbacks"), problems, last_activity),
         problems=problems,
         source_bytes=len(encoded),
         fingerprint=source,

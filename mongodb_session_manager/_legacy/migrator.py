@@ -50,10 +50,12 @@ from .layout import (
     CLAIM_FIELD,
     LEGACY_FIELD,
     LEGACY_FILTER,
+    STRAY_FEEDBACK,
     LegacyAgent,
     LegacySession,
     Problem,
     decode_session,
+    feedback_documents,
     is_legacy,
     removed_fields,
 )
@@ -280,7 +282,7 @@ class LegacyMigrator:
         for agent in session.agents:
             await self._copy_messages(session.session_id, agent, lookup=lookup)
             await self._point("agent-copied", session.session_id)
-        await self._copy_feedback(session, lookup=lookup)
+        await self._copy_feedback(session.feedback, lookup=lookup)
 
     async def _copy_messages(self, session_id: str, agent: LegacyAgent, *, lookup: bool) -> None:
         from .._message_blobs import LARGE_MESSAGE_BYTES
@@ -341,8 +343,8 @@ class LegacyMigrator:
                     {"$set": annotations},
                 )
 
-    async def _copy_feedback(self, session: LegacySession, *, lookup: bool) -> None:
-        pending = session.feedback
+    async def _copy_feedback(self, documents: list[Document], *, lookup: bool) -> None:
+        pending = documents
         if lookup and pending:
             ids = [document["_id"] for document in pending]
             stored = await self.feedback.find({"_id": {"$in": ids}}, projection={"_id": 1})
@@ -355,7 +357,27 @@ class LegacyMigrator:
         except (BulkWriteError, DuplicateKeyError):
             if lookup:
                 raise
-            await self._copy_feedback(session, lookup=True)
+            await self._copy_feedback(documents, lookup=True)
+
+    async def adopt_stray_feedback(self, session_id: str, document: Document) -> None:
+        """Move feedback an original-version process pushed onto a migrated session into the
+        feedback collection (and its ``updated_at`` date back to an ISO string)."""
+        stray = document.get(STRAY_FEEDBACK)
+        if not isinstance(stray, list):
+            return
+        problems: list[Problem] = []
+        await self._copy_feedback(feedback_documents(session_id, stray, problems, codec.utc_now()), lookup=True)
+        for problem in problems:
+            logger.warning("not migrated: %s", problem.describe())
+        fence: Document = {"_id": session_id, STRAY_FEEDBACK: stray}
+        update: Document = {"$unset": {STRAY_FEEDBACK: ""}}
+        updated = document.get("updated_at")
+        if isinstance(updated, datetime):
+            fence["updated_at"] = updated
+            update["$set"] = {"updated_at": as_utc(updated).isoformat()}
+        # If more feedback arrived meanwhile, the fence fails and the next load adopts it all.
+        await self.sessions.update_one(fence, update)
+        logger.info("session_id=<%s> | adopted %d feedback an original-version process added", session_id, len(stray))
 
     # -- to another namespace ---------------------------------------------------------------------
 
