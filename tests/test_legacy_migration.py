@@ -382,3 +382,18 @@ def test_strands_repository_session_manager_over_our_repository_restores_and_mig
         assert repository.list_messages("conv", "triage")[-1].message["content"] == [text("fine")]
     finally:
         repository.close()
+
+
+def test_with_expiring_sessions_the_copies_expire_with_their_session(mongodb_uri: str, db_name: str, db: Any) -> None:
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    factory = MongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db_name, collection_name=COLLECTION, ttl_seconds=3600
+    )
+    try:
+        restore(factory, "conv", "support")
+    finally:
+        factory.close()
+    expiry = db[COLLECTION].find_one({"_id": "conv"})["expires_at"]
+    for name in (".messages", ".feedback"):
+        stamps = {document.get("expires_at") for document in db[COLLECTION + name].find({"session_id": "conv"})}
+        assert stamps == {expiry}, name

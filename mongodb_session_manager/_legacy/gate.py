@@ -29,6 +29,9 @@ async def upgrade(
     migrator = LegacyMigrator(repository)
     if legacy:
         await migrator.migrate(session_id)
+        if repository.retention is not None:
+            # The copies carry no expiry yet: give them the session's, as any write would.
+            await repository.touch_session(session_id)
     else:
         await migrator.adopt_stray_feedback(session_id, document)
     migrated, _ = await repository.load_session(session_id, create=False)

@@ -12,7 +12,8 @@ session document at ``_id`` = session id in the configured collection):
    position, and a re-copy updates a message whose content changed since.
 4. **Commit**: one conditional update replaces the original fields by ours, fenced on the claim token
    and on what an original process writes (``updated_at``, metadata, feedback, guardrail events, each
-   agent's data, message count and last message). If an original process wrote meanwhile (a rolling
+   agent's data and message count, the latest message's dates, redaction, metrics and guardrail
+   event). If an original process wrote meanwhile (a rolling
    deploy), the fence fails, and the migrator copies again from the new content; after
    :data:`COMMIT_ATTEMPTS` failures it releases the claim and raises :class:`LegacySessionConflictError`.
 
@@ -264,8 +265,12 @@ class LegacyMigrator:
             messages = entry.get("messages")
             if isinstance(messages, list):
                 fence[f"{prefix}.messages"] = {"$size": len(messages)}
-                if messages:
-                    fence[f"{prefix}.messages.{len(messages) - 1}"] = messages[-1]
+                last = messages[-1] if messages else None
+                if isinstance(last, Mapping):
+                    # What the original changes on the latest message (not its content: that may be huge,
+                    # and a change of it comes with a new updated_at).
+                    for name in ("message_id", "updated_at", "redact_message", "event_loop_metrics", "guardrail_event"):
+                        fence[f"{prefix}.messages.{len(messages) - 1}.{name}"] = last.get(name)
         return fence
 
     async def _commit(self, document: Document, session: LegacySession, token: str) -> bool:
