@@ -294,10 +294,17 @@ class AsyncMongoDBSessionRepository:
         session_message: SessionMessage,
         *,
         session_verified: bool = False,
+        fields: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Insert a message; raises :class:`DuplicateMessageError` if its id is already stored."""
-        await self.create_messages(session_id, agent_id, [session_message], session_verified=session_verified)
+        """Insert a message; raises :class:`DuplicateMessageError` if its id is already stored.
+
+        ``fields``: extra top-level fields stored with it (``usage``, ``invocation``; see
+        :mod:`mongodb_session_manager.usage`), never read back by a restore.
+        """
+        await self.create_messages(
+            session_id, agent_id, [session_message], session_verified=session_verified, fields=[fields]
+        )
 
     @on_home_loop
     async def create_messages(
@@ -307,6 +314,7 @@ class AsyncMongoDBSessionRepository:
         session_messages: Sequence[SessionMessage],
         *,
         session_verified: bool = False,
+        fields: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> None:
         """Insert several messages in one round trip (ordered; stops at the first duplicate).
 
@@ -322,6 +330,8 @@ class AsyncMongoDBSessionRepository:
         documents = [
             self.expiry.stamp(codec.message_document(session_id, agent_id, message)) for message in session_messages
         ]
+        for document, extra in zip(documents, fields or [None] * len(documents), strict=True):
+            document.update(_extra_message_fields(extra))
         await self._ready()
         if not await self.documents.owns(session_id, session_verified, touch=True):
             raise self.namespace.not_owned(session_id)
@@ -430,20 +440,67 @@ class AsyncMongoDBSessionRepository:
         redact_message: Message,
         *,
         session_verified: bool = False,
+        redaction: Mapping[str, Any] | None = None,
     ) -> None:
-        """Set a message's ``redact_message`` only, keeping the originally stored content."""
+        """Set a message's ``redact_message`` only, keeping the originally stored content.
+
+        ``redaction``: the audit record (see :mod:`mongodb_session_manager.audit`), stored in the
+        message document's ``redaction`` field.
+        """
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
         validate_message_id(message_id)
         if not await self.documents.owns(session_id, session_verified):
             raise self.namespace.not_owned(session_id)
-        with storing(f"message {message_id} of agent {agent_id!r}", session_id, {"redact_message": redact_message}):
+        changes: Document = {"redact_message": redact_message, "updated_at": codec.iso_now()}
+        if redaction is not None:
+            changes["redaction"] = dict(redaction)
+        with storing(f"message {message_id} of agent {agent_id!r}", session_id, changes):
             result = await self.namespace.messages.update_one(
-                {"session_id": session_id, "agent_id": agent_id, "message_id": message_id},
-                {"$set": {"redact_message": redact_message, "updated_at": codec.iso_now()}},
+                {"session_id": session_id, "agent_id": agent_id, "message_id": message_id}, {"$set": changes}
             )
         if result.matched_count == 0:
             raise NotFoundError(f"message {message_id} of agent {agent_id!r} in session {session_id!r} does not exist")
+
+    @on_home_loop
+    async def annotate_message(
+        self,
+        session_id: str,
+        agent_id: str,
+        message_id: int,
+        fields: Mapping[str, Any],
+        unset: Sequence[str] = (),
+    ) -> bool:
+        """Set extra top-level fields of a stored message (``usage``, ``invocation``, ``redaction`` or
+        paths inside them) and remove others; the content is untouched. False if the message is missing."""
+        validate_id(session_id, "session")
+        validate_id(agent_id, "agent")
+        validate_message_id(message_id)
+        _extra_message_fields({path.split(".", 1)[0]: None for path in [*fields, *unset]})
+        update: Document = {}
+        if fields:
+            update["$set"] = dict(fields)
+        if unset:
+            update["$unset"] = {path: "" for path in unset}
+        if not update:
+            return True
+        with storing(f"message {message_id} of agent {agent_id!r}", session_id, fields):
+            result = await self.namespace.messages.update_one(
+                {"session_id": session_id, "agent_id": agent_id, "message_id": message_id}, update
+            )
+        return bool(result.matched_count)
+
+    @on_home_loop
+    async def update_session_summary(self, session_id: str, update: Mapping[str, Any]) -> None:
+        """Apply an update of the session document's ``guardrails`` summary (see
+        :func:`mongodb_session_manager.audit.summary_update`); a missing session is left alone."""
+        validate_id(session_id, "session")
+        for operator, paths in update.items():
+            if operator not in ("$inc", "$max", "$addToSet") or any(
+                not str(path).startswith("guardrails.") for path in paths
+            ):
+                raise InvalidInputError(f"not a guardrail summary update: {operator} {list(paths)}")
+        await self.namespace.sessions.update_one(self.namespace.live(session_id), dict(update))
 
     @on_home_loop
     async def list_messages(
@@ -609,3 +666,14 @@ class AsyncMongoDBSessionRepository:
             f"{type(self).__name__}(database_name={self.database_name!r}, "
             f"collection_name={self.collection_name!r}, client={self.runtime.kind!r})"
         )
+
+
+# Top-level message fields a caller may add to the stored document (the rest belong to the codec).
+_EXTRA_MESSAGE_FIELDS = frozenset({"usage", "invocation", "redaction"})
+
+
+def _extra_message_fields(fields: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    unknown = sorted(set(fields or ()) - _EXTRA_MESSAGE_FIELDS)
+    if unknown:
+        raise InvalidInputError(f"unknown extra message fields {unknown}; allowed: {sorted(_EXTRA_MESSAGE_FIELDS)}")
+    return fields or {}

@@ -79,6 +79,12 @@ class ScriptedTurn:
         tool_use_id: Explicit ``toolUseId``; when ``None`` the model generates ``tooluse_<n>``.
         user_replacement: Text replacing the user's latest message (``"redact"`` only).
         assistant_replacement: Optional text replacing this assistant reply (``"redact"`` only).
+        usage: Token counts reported in the ``metadata`` event, Strands' ``Usage`` keys
+            (``inputTokens``, ``outputTokens``, ``totalTokens``, ``cacheReadInputTokens``,
+            ``cacheWriteInputTokens``); missing token counts are estimated from the text.
+        latency_ms: Latency reported in the ``metadata`` event; defaults to the model's ``delay``.
+        guardrail_trace: A guardrail trace reported in the ``metadata`` event (``trace.guardrail``),
+            as Bedrock reports it.
     """
 
     kind: TurnKind
@@ -88,6 +94,9 @@ class ScriptedTurn:
     tool_use_id: str | None = None
     user_replacement: str | None = None
     assistant_replacement: str | None = None
+    usage: dict[str, int] | None = None
+    latency_ms: int | None = None
+    guardrail_trace: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         """Check the fields required by :attr:`kind` are present."""
@@ -101,16 +110,23 @@ class ScriptedTurn:
             raise ValueError(f"unknown scripted turn kind: {self.kind!r}")
 
 
-def text(value: str) -> ScriptedTurn:
+def text(
+    value: str,
+    *,
+    usage: dict[str, int] | None = None,
+    latency_ms: int | None = None,
+) -> ScriptedTurn:
     """Script an assistant text reply (same as passing the plain string).
 
     Args:
         value: The reply text.
+        usage: Token counts to report (see :class:`ScriptedTurn`); estimated when omitted.
+        latency_ms: Latency to report; the model's ``delay`` when omitted.
 
     Returns:
         The scripted turn.
     """
-    return ScriptedTurn(kind="text", text=value)
+    return ScriptedTurn(kind="text", text=value, usage=usage, latency_ms=latency_ms)
 
 
 def tool_call(
@@ -118,6 +134,9 @@ def tool_call(
     input: dict[str, Any],
     tool_use_id: str | None = None,
     text: str | None = None,
+    *,
+    usage: dict[str, int] | None = None,
+    latency_ms: int | None = None,
 ) -> ScriptedTurn:
     """Script a tool call: an optional text block followed by a ``toolUse`` block.
 
@@ -129,15 +148,33 @@ def tool_call(
         input: Tool input; must be JSON-serialisable.
         tool_use_id: ``toolUseId`` to use; generated as ``tooluse_<n>`` when omitted.
         text: Optional text emitted before the tool call.
+        usage: Token counts to report (see :class:`ScriptedTurn`); estimated when omitted.
+        latency_ms: Latency to report; the model's ``delay`` when omitted.
 
     Returns:
         The scripted turn.
     """
     json.dumps(input)  # fail early on non-JSON input rather than mid-stream
-    return ScriptedTurn(kind="tool_call", text=text, tool_name=name, tool_input=dict(input), tool_use_id=tool_use_id)
+    return ScriptedTurn(
+        kind="tool_call",
+        text=text,
+        tool_name=name,
+        tool_input=dict(input),
+        tool_use_id=tool_use_id,
+        usage=usage,
+        latency_ms=latency_ms,
+    )
 
 
-def redact(user_replacement: str, text: str, *, assistant_replacement: str | None = None) -> ScriptedTurn:
+def redact(
+    user_replacement: str,
+    text: str,
+    *,
+    assistant_replacement: str | None = None,
+    guardrail_trace: dict[str, Any] | None = None,
+    usage: dict[str, int] | None = None,
+    latency_ms: int | None = None,
+) -> ScriptedTurn:
     """Script a guardrail intervention that redacts the user's latest message.
 
     The stream carries a ``redactContent`` chunk with ``redactUserContentMessage`` before the
@@ -152,6 +189,9 @@ def redact(user_replacement: str, text: str, *, assistant_replacement: str | Non
         assistant_replacement: If given, a second ``redactContent`` chunk with
             ``redactAssistantContentMessage`` is emitted after the reply, so the stored assistant
             message holds this text instead of ``text``.
+        guardrail_trace: The guardrail trace to report in the ``metadata`` event.
+        usage: Token counts to report (see :class:`ScriptedTurn`); estimated when omitted.
+        latency_ms: Latency to report; the model's ``delay`` when omitted.
 
     Returns:
         The scripted turn.
@@ -161,6 +201,9 @@ def redact(user_replacement: str, text: str, *, assistant_replacement: str | Non
         text=text,
         user_replacement=user_replacement,
         assistant_replacement=assistant_replacement,
+        guardrail_trace=guardrail_trace,
+        usage=usage,
+        latency_ms=latency_ms,
     )
 
 
@@ -389,18 +432,20 @@ class ScriptedModel(Model):
         events.append({"messageStop": {"stopReason": stop_reason}})
         input_tokens = _estimate_tokens(messages)
         output_tokens = _estimate_tokens(output) if output else 0
-        events.append(
-            {
-                "metadata": {
-                    "usage": {
-                        "inputTokens": input_tokens,
-                        "outputTokens": output_tokens,
-                        "totalTokens": input_tokens + output_tokens,
-                    },
-                    "metrics": {"latencyMs": round(self.delay * 1000)},
-                }
-            }
-        )
+        usage: dict[str, int] = {
+            "inputTokens": input_tokens,
+            "outputTokens": output_tokens,
+            "totalTokens": input_tokens + output_tokens,
+        }
+        if turn.usage:
+            usage.update(turn.usage)
+            if "totalTokens" not in turn.usage:
+                usage["totalTokens"] = usage["inputTokens"] + usage["outputTokens"]
+        latency_ms = round(self.delay * 1000) if turn.latency_ms is None else turn.latency_ms
+        metadata: dict[str, Any] = {"usage": usage, "metrics": {"latencyMs": latency_ms}}
+        if turn.guardrail_trace is not None:
+            metadata["trace"] = {"guardrail": copy.deepcopy(turn.guardrail_trace)}
+        events.append(cast(StreamEvent, {"metadata": metadata}))
         if turn.kind == "redact" and turn.assistant_replacement is not None:
             # Must follow the content blocks: Strands replaces the message content it has built so far.
             events.append({"redactContent": {"redactAssistantContentMessage": turn.assistant_replacement}})

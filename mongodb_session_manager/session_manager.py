@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -27,9 +28,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from strands.agent.state import AgentState
 from strands.hooks import (
     AfterInvocationEvent,
+    AfterModelCallEvent,
     AfterMultiAgentInvocationEvent,
     AfterNodeCallEvent,
+    AfterToolCallEvent,
     AgentInitializedEvent,
+    BeforeInvocationEvent,
     HookRegistry,
     MessageAddedEvent,
     MessageUpdatedEvent,
@@ -46,6 +50,7 @@ from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
 from ._runtime import running_loop
 from ._types import Document
 from ._validation import validate_id
+from .audit import redaction_record, summary_update
 from .errors import (
     AlreadyExistsError,
     ClosedError,
@@ -55,8 +60,10 @@ from .errors import (
     NotFoundError,
     WrongLoopError,
 )
+from .guardrails import GUARDRAIL_STOP_REASONS
 from .hooks import Hook, call_with_hook, flush_session, flush_session_async
 from .repository import AsyncMongoDBSessionRepository
+from .usage import INVOCATION_FIELD, UsageTracker
 
 if TYPE_CHECKING:
     from strands.agent.agent import Agent
@@ -163,6 +170,9 @@ class MongoDBSessionManager(SessionManager):
         self._multi_agent_states: dict[str, Document] = {}
         self._deferred: list[asyncio.Task[None]] = []
         self._closed = False
+        self._usage = UsageTracker(self.repository.application_name)
+        # Redactions from Strands' own guardrail flow, whose stop reason the model call reports later.
+        self._redactions_without_stop_reason: dict[str, list[int]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -389,11 +399,12 @@ class MongoDBSessionManager(SessionManager):
             agent, exclude_latest=bool(agent.messages) and agent.messages[-1] is message
         )
         session_message = SessionMessage.from_message(message, tracking.next_message_id)
+        usage_fields = self._usage.fields_for(agent.agent_id, message)
         await self._keep_alive()
         for _ in range(_MAX_RENUMBERING):
             try:
                 await self.repository.create_message(
-                    self.session_id, agent.agent_id, session_message, session_verified=True
+                    self.session_id, agent.agent_id, session_message, session_verified=True, fields=usage_fields
                 )
                 break
             except DuplicateMessageError:
@@ -418,17 +429,28 @@ class MongoDBSessionManager(SessionManager):
             )
         tracking.latest = session_message
         tracking.held.append(session_message)
+        self._usage.stored(agent.agent_id, session_message.message_id, usage_fields)
 
     def redact_latest_message(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Store a redaction (e.g. from a guardrail) of the latest message.
 
         Only ``redact_message`` is written: the stored ``message`` keeps the content as first stored,
-        and a restored agent sees the redaction."""
-        self._run_blocking_or_defer(self.redact_latest_message_async, redact_message, agent)
+        and a restored agent sees the redaction. An audit record goes with it (the message document's
+        ``redaction``: ``action``, default ``"BLOCKED"``, ``timestamp``, and ``stop_reason``,
+        ``policies_triggered`` and ``guardrail_trace`` when known), and the session's ``guardrails``
+        summary counts it (see :mod:`mongodb_session_manager.audit`)."""
+        redact = functools.partial(self.redact_latest_message_async, **kwargs)
+        self._run_blocking_or_defer(redact, redact_message, agent)
 
     async def redact_latest_message_async(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
-        """Awaitable :meth:`redact_latest_message`."""
+        """Awaitable :meth:`redact_latest_message` (keywords ``action``, ``stop_reason``, ``guardrail_trace``)."""
         self._check_open()
+        record = redaction_record(
+            at=codec.utc_now(),
+            action=kwargs.get("action"),
+            stop_reason=kwargs.get("stop_reason"),
+            guardrail_trace=kwargs.get("guardrail_trace"),
+        )
         tracking = await self._tracking_for_write(agent)
         latest = tracking.latest
         if latest is None or latest.message_id < 0 or not tracking.held:
@@ -438,10 +460,20 @@ class MongoDBSessionManager(SessionManager):
             record for record in tracking.held if record is not latest and record.to_message() is redact_message
         ]
         await self._keep_alive()
-        for record in records:
-            record.redact_message = redact_message
+        for stored in records:
+            stored.redact_message = redact_message
             await self.repository.redact_message(
-                self.session_id, agent.agent_id, record.message_id, redact_message, session_verified=True
+                self.session_id,
+                agent.agent_id,
+                stored.message_id,
+                redact_message,
+                session_verified=True,
+                redaction=record,
+            )
+        await self.repository.update_session_summary(self.session_id, summary_update(record))
+        if "stop_reason" not in record:
+            self._redactions_without_stop_reason.setdefault(agent.agent_id, []).extend(
+                stored.message_id for stored in records
             )
 
     async def update_streamed_message_async(self, tracking_id: str, message: Message, agent: LocalAgent) -> None:
@@ -532,6 +564,9 @@ class MongoDBSessionManager(SessionManager):
         registry.add_callback(MessageAddedEvent, self._on_message_added)
         registry.add_callback(MessageUpdatedEvent, self._on_message_updated)
         registry.add_callback(AfterInvocationEvent, self._on_after_invocation)
+        registry.add_callback(BeforeInvocationEvent, self._usage.on_invocation_start)
+        registry.add_callback(AfterModelCallEvent, self._on_model_call)
+        registry.add_callback(AfterToolCallEvent, self._usage.on_tool_call)
         registry.add_callback(MultiAgentInitializedEvent, self._on_multi_agent_initialized)
         registry.add_callback(AfterNodeCallEvent, self._on_multi_agent_progress)
         registry.add_callback(AfterMultiAgentInvocationEvent, self._on_multi_agent_progress)
@@ -548,6 +583,33 @@ class MongoDBSessionManager(SessionManager):
 
     async def _on_after_invocation(self, event: AfterInvocationEvent) -> None:
         await self.sync_agent_async(event.agent)
+        update = self._usage.finish(event.agent.agent_id)
+        if update is not None:
+            # Only when the invocation did not end with a model response (see docs/usage-and-audit.md).
+            writes = [
+                self.repository.annotate_message(
+                    self.session_id, event.agent.agent_id, update.message_id, {INVOCATION_FIELD: update.totals}
+                )
+            ]
+            if update.stale_message_id is not None:
+                writes.append(
+                    self.repository.annotate_message(
+                        self.session_id, event.agent.agent_id, update.stale_message_id, {}, [INVOCATION_FIELD]
+                    )
+                )
+            await asyncio.gather(*writes)
+
+    async def _on_model_call(self, event: AfterModelCallEvent) -> None:
+        self._usage.on_model_call(event)
+        pending = self._redactions_without_stop_reason.pop(event.agent.agent_id, None)
+        response = event.stop_response
+        if pending and response is not None and response.stop_reason in GUARDRAIL_STOP_REASONS:
+            # Strands redacts mid-stream, before the stop reason reaches any hook: complete the audit record.
+            await self._flush_deferred()
+            for message_id in pending:
+                await self.repository.annotate_message(
+                    self.session_id, event.agent.agent_id, message_id, {"redaction.stop_reason": response.stop_reason}
+                )
 
     async def _on_multi_agent_initialized(self, event: MultiAgentInitializedEvent) -> None:
         await self.initialize_multi_agent_async(event.source)

@@ -28,17 +28,21 @@ from mongodb_session_manager import (
 # Methods of the async core that the session manager uses and the blocking facade does not offer.
 CORE_ONLY_METHODS = {
     AsyncMongoDBSessionRepository: {
+        "annotate_message": "the manager's invocation totals and guardrail stop reason (docs/usage-and-audit.md)",
         "last_message_id": "the manager's renumbering after a collision",
         "load_session": "the manager's one-round-trip restore",
         "redact_message": "the manager's guardrail redaction",
         "touch_if_due": "the manager's expiry bookkeeping",
         "update_agent_versioned": "the manager's optimistic concurrency",
+        "update_session_summary": "the manager's guardrail summary on the session document",
     },
 }
 # Keyword-only parameters that exist on the awaitable side only.
 ASYNC_ONLY_PARAMETERS = {
     # The manager has read the session through this repository already, which saves a read.
     "session_verified",
+    # Usage fields the manager stores with the messages of a model call (docs/usage-and-audit.md).
+    "fields",
     # Preloading exists so that async code restores without blocking; the blocking factory restores on use.
     "preload",
 }
