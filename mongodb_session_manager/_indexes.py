@@ -20,6 +20,11 @@ from ._driver import ClientPort
 from .retention import EXPIRES_AT, TTL_INDEX_NAME
 
 MESSAGE_INDEX_NAME = "session_agent_message"
+# Usage and guardrail analytics (docs/usage-and-audit.md): time ranges of model calls, per application,
+# and of redactions. Sparse: only messages carrying the field are indexed.
+USAGE_INDEX_NAME = "usage_at"
+USAGE_APPLICATION_INDEX_NAME = "usage_application_at"
+REDACTION_INDEX_NAME = "redaction_timestamp"
 
 _Key = tuple[str, str, tuple[str, ...], bool]
 # Keyed by the client object's identity (PyMongo clients compare equal when they share hosts, so a
@@ -46,6 +51,11 @@ def message_indexes(ttl: bool = False) -> list[IndexModel]:
             unique=True,
             name=MESSAGE_INDEX_NAME,
         ),
+        IndexModel([("usage.at", ASCENDING)], name=USAGE_INDEX_NAME, sparse=True),
+        IndexModel(
+            [("usage.application", ASCENDING), ("usage.at", ASCENDING)], name=USAGE_APPLICATION_INDEX_NAME, sparse=True
+        ),
+        IndexModel([("redaction.timestamp", ASCENDING)], name=REDACTION_INDEX_NAME, sparse=True),
         *ttl_indexes(ttl),
     ]
 

@@ -33,12 +33,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo import IndexModel
 from pymongo.errors import OperationFailure
 
 from . import _codec as codec
+from . import analytics
 from ._indexes import feedback_indexes, message_indexes, session_indexes
 from ._runtime import on_home_loop
 from ._types import Document
@@ -47,6 +48,9 @@ from .errors import InvalidInputError, InvalidMetadataError
 from .repository import AsyncMongoDBSessionRepository
 from .retention import EXPIRES_AT, expired, live
 from .sync_repository import MongoDBSessionRepository
+
+if TYPE_CHECKING:
+    from .analytics import GuardrailReport, UsageReport
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -629,6 +633,116 @@ class AsyncSessionCatalog:
                 await self.runtime.port.collection(self.repository.database_name, name).create_indexes(indexes)
         return await self.verify_indexes(fields, ttl=ttl)
 
+    # -- usage and guardrail analytics (docs/usage-and-audit.md) ------------------------------------
+
+    async def _aggregate_one(self, collection: str, pipeline: list[Document]) -> Document | None:
+        """The single result document of a ``$facet`` pipeline (one round trip)."""
+        reply = await self.runtime.port.command(
+            self.repository.database_name,
+            {"aggregate": collection, "pipeline": pipeline, "cursor": {}, "allowDiskUse": True},
+        )
+        batch = (reply.get("cursor") or {}).get("firstBatch") or []
+        return batch[0] if batch else None
+
+    async def _session_ids(self, application_name: str | None, metadata: Mapping[str, Any] | None) -> list[str] | None:
+        """Ids of the sessions matching session-level filters, or None when there are none to apply."""
+        clauses = _filter_clauses(application_name, metadata, None, None)
+        if not clauses:
+            return None
+        documents = await self.runtime.port.collection(
+            self.repository.database_name, self.repository.collection_name
+        ).find(self._scoped(clauses, include_expired=True), projection={"_id": 1})
+        return [str(document["_id"]) for document in documents]
+
+    def _application(self, application_name: str | None) -> str | None:
+        if application_name is not None:
+            return validate_id(application_name, "application")
+        return self.repository.application_name
+
+    @on_home_loop
+    async def usage(
+        self,
+        *,
+        by: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        application_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        model: str | None = None,
+        limit: int = 1000,
+    ) -> UsageReport:
+        """Token and latency totals and percentiles of model calls, grouped server-side; one aggregation
+        (two round trips with a ``metadata`` filter, which first reads the matching session ids).
+
+        Args:
+            by: ``"session"``, ``"agent"``, ``"model"``, ``"application"``, ``"day"`` or ``"hour"`` (UTC);
+                None for the total only.
+            since: Calls at or after this time (``usage.at``).
+            until: Calls before this time.
+            application_name: Calls made under this application name (``usage.application``).
+            metadata: Calls of sessions whose metadata has these key/value pairs.
+            session_id: Calls of this session. agent_id: of this agent. model: of this model id.
+            limit: At most this many rows (1 to 10000); ``truncated`` says when there were more.
+
+        Raises:
+            InvalidInputError: a filter, the grouping or the limit is not acceptable.
+        """
+        grouping = analytics.check_grouping(by, analytics.USAGE_GROUPINGS, optional=True)
+        start, end = analytics.check_range(since, until)
+        rows = analytics.check_limit(limit)
+        application = self._application(application_name)
+        session_ids = await self._session_ids(None, metadata) if metadata is not None else None
+        if session_id is not None:
+            wanted = validate_id(session_id, "session")
+            session_ids = [wanted] if session_ids is None or wanted in session_ids else []
+        match = analytics.usage_match(
+            start,
+            end,
+            application_name=application,
+            session_ids=session_ids,
+            agent_id=None if agent_id is None else validate_id(agent_id, "agent"),
+            model=None if model is None else validate_id(model, "model"),
+        )
+        pipeline = analytics.usage_pipeline(match, grouping, limit=rows)
+        result = await self._aggregate_one(self.repository.collection_name + codec.MESSAGES_SUFFIX, pipeline)
+        return analytics.usage_report(result, grouping, start, end, rows)
+
+    @on_home_loop
+    async def guardrail_interventions(
+        self,
+        *,
+        by: str = "policy",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        application_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 1000,
+    ) -> GuardrailReport:
+        """Guardrail interventions (redactions with an audit record) grouped by ``"policy"``,
+        ``"session"``, ``"agent"``, ``"action"``, ``"day"`` or ``"hour"``, with per-policy counts; one
+        aggregation (plus one read of session ids with an ``application_name`` or ``metadata`` filter)."""
+        grouping = analytics.check_grouping(by, analytics.GUARDRAIL_GROUPINGS, optional=False)
+        assert grouping is not None
+        start, end = analytics.check_range(since, until)
+        rows = analytics.check_limit(limit)
+        application = self._application(application_name)
+        session_ids = (
+            await self._session_ids(application, metadata) if application is not None or metadata is not None else None
+        )
+        if session_id is not None:
+            wanted = validate_id(session_id, "session")
+            session_ids = [wanted] if session_ids is None or wanted in session_ids else []
+        match = analytics.guardrail_match(
+            start, end, session_ids=session_ids, agent_id=None if agent_id is None else validate_id(agent_id, "agent")
+        )
+        pipeline = analytics.guardrail_pipeline(match, grouping, limit=rows)
+        result = await self._aggregate_one(self.repository.collection_name + codec.MESSAGES_SUFFIX, pipeline)
+        return analytics.guardrail_report(result, grouping, start, end)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.repository!r})"
 
@@ -737,6 +851,58 @@ class SessionCatalog:
     ) -> list[IndexStatus]:
         """Create the library's indexes; see :meth:`AsyncSessionCatalog.create_indexes`."""
         return self.core.runtime.run_blocking(self.core.create_indexes, metadata_fields, ttl=ttl)
+
+    def usage(
+        self,
+        *,
+        by: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        application_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        model: str | None = None,
+        limit: int = 1000,
+    ) -> UsageReport:
+        """Usage totals and percentiles; see :meth:`AsyncSessionCatalog.usage`."""
+        return self.core.runtime.run_blocking(
+            self.core.usage,
+            by=by,
+            since=since,
+            until=until,
+            application_name=application_name,
+            metadata=metadata,
+            session_id=session_id,
+            agent_id=agent_id,
+            model=model,
+            limit=limit,
+        )
+
+    def guardrail_interventions(
+        self,
+        *,
+        by: str = "policy",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        application_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 1000,
+    ) -> GuardrailReport:
+        """Guardrail interventions by policy or over time; see :meth:`AsyncSessionCatalog.guardrail_interventions`."""
+        return self.core.runtime.run_blocking(
+            self.core.guardrail_interventions,
+            by=by,
+            since=since,
+            until=until,
+            application_name=application_name,
+            metadata=metadata,
+            session_id=session_id,
+            agent_id=agent_id,
+            limit=limit,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.core.repository!r})"

@@ -67,7 +67,11 @@ def test_a_text_turn_stores_the_call_usage_with_the_message_and_keeps_its_round_
         ],
         model_id="anthropic.claude-test",
     )
-    agent = Agent(model=model, session_manager=recorded_factory.create_session_manager("s1", application_name="support-bot"), callback_handler=None)
+    agent = Agent(
+        model=model,
+        session_manager=recorded_factory.create_session_manager("s1", application_name="support-bot"),
+        callback_handler=None,
+    )
     commands.take()
     before = datetime.now(timezone.utc)
     agent("hi")
@@ -75,7 +79,8 @@ def test_a_text_turn_stores_the_call_usage_with_the_message_and_keeps_its_round_
     assert commands.take() == ["insert", "insert"]
 
     user, assistant = stored(db, "s1")
-    assert "usage" not in user and "invocation" not in user
+    assert "usage" not in user
+    assert "invocation" not in user
     usage = assistant["usage"]
     at = usage.pop("at").replace(tzinfo=timezone.utc)
     assert before - timedelta(seconds=1) <= at <= datetime.now(timezone.utc)
@@ -120,7 +125,8 @@ def test_a_tool_turn_stores_usage_per_call_and_totals_on_the_final_message(
     commands.take()
     agent("Where are my orders?")
     names = commands.take()
-    assert names.count("insert") == 6 and "update" not in names, names
+    assert names.count("insert") == 6, names
+    assert "update" not in names, names
 
     documents = stored(db, "tools")
     assert [d["message"]["role"] for d in documents] == ["user", "assistant", "user", "assistant", "user", "assistant"]
@@ -253,6 +259,7 @@ def test_call_usage_maps_strands_keys_and_defaults_missing_counts() -> None:
         model=None,
         stop_reason=None,
     )
-    assert usage["time_to_first_byte_ms"] == 40 and usage["total_tokens"] == 3
+    assert usage["time_to_first_byte_ms"] == 40
+    assert usage["total_tokens"] == 3
     assert model_id_of(ScriptedModel([], model_id="x.y")) == "x.y"
     assert model_id_of(object()) == "object"
