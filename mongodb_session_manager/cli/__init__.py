@@ -5,8 +5,8 @@ Run it as ``python -m mongodb_session_manager`` (or the ``mongodb-session-manage
     mongodb-session-manager --uri mongodb://localhost:27017/ --database chat_db --collection sessions \\
         sessions list --metadata priority=high
 
-Commands: ``sessions list|show|export|delete|purge-expired``, ``stats``, ``indexes verify|create``,
-``migrate`` (sessions of the original v0.9 layout), ``dev-server``. Global options (``--uri``,
+Commands: ``sessions list|show|export|delete|purge-expired``, ``stats``, ``usage``, ``guardrails``,
+``indexes verify|create``, ``migrate`` (sessions of the original v0.9 layout), ``dev-server``. Global options (``--uri``,
 ``--database``, ``--collection``, ``--application``, ``--json``, ``--timeout-ms``) are accepted before
 or after the command; the first four default to environment variables (:mod:`.environment`). Every
 command goes through the public blocking API (:class:`MongoDBSessionRepository` and
@@ -38,7 +38,7 @@ from .._clients import SecretScrubber
 from ..catalog import SessionCatalog
 from ..errors import InvalidInputError, MongoDBSessionError, NotFoundError
 from ..sync_repository import MongoDBSessionRepository
-from . import dev_server, environment, indexes, migrate, sessions, stats
+from . import dev_server, environment, guardrails, indexes, migrate, sessions, stats, usage
 from ._common import (
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -56,7 +56,7 @@ from ._common import (
 __all__ = ["EXIT_NOT_FOUND", "EXIT_OK", "EXIT_SERVER", "EXIT_USAGE", "main"]
 
 #: The command groups, in the order ``--help`` lists them.
-COMMAND_GROUPS: tuple[ModuleType, ...] = (sessions, stats, indexes, migrate, dev_server)
+COMMAND_GROUPS: tuple[ModuleType, ...] = (sessions, stats, usage, guardrails, indexes, migrate, dev_server)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -103,6 +103,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# Argument types for the command modules.
+metadata_pair = _metadata_pair
+positive_int = _positive_int
+
+
 def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """The global options; on subcommands they default to "not given" so they never override."""
 
