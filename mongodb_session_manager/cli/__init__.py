@@ -6,9 +6,9 @@ Run it as ``python -m mongodb_session_manager`` (or the ``mongodb-session-manage
         sessions list --metadata priority=high
 
 Commands: ``sessions list|show|export|delete|purge-expired``, ``stats``, ``usage``, ``guardrails``,
-``indexes verify|create``, ``migrate`` (sessions of the original v0.9 layout), ``dev-server``. Global options (``--uri``,
-``--database``, ``--collection``, ``--application``, ``--json``, ``--timeout-ms``) are accepted before
-or after the command; the first four default to environment variables (:mod:`.environment`). Every
+``indexes verify|create``, ``migrate`` (sessions of the original v0.9 layout), ``dev-server``. Global
+options (``--uri``, ``--database``, ``--collection``, ``--application``, ``--json``, ``--timeout-ms``) are
+accepted before or after the command; the first four default to environment variables (:mod:`.environment`). Every
 command goes through the public blocking API (:class:`MongoDBSessionRepository` and
 :class:`SessionCatalog`), and never creates
 indexes except ``indexes create`` and ``migrate`` (whose copies rely on the unique message index).
