@@ -27,6 +27,7 @@ BENCHMARKS = {
     "facade": "bench_facade",
     "memory": "bench_memory",
     "http": "bench_http",
+    "migrate": "bench_migrate",
 }
 
 
