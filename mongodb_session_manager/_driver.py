@@ -245,78 +245,18 @@ def _batch_size(limit: int) -> int:
     return limit if 0 < limit < _FIND_BATCH_SIZE else _FIND_BATCH_SIZE
 
 
-class PyMongoAsyncClientPort:
-    """Port over ``pymongo.AsyncMongoClient``."""
+class _ClientPort:
+    """What the three ports share: the driver's API is the same, only how it is awaited differs."""
 
-    kind = "pymongo-async"
-    calls = AWAITING
-    loop_bound = True
-
-    def __init__(self, client: AsyncMongoClient[Any]) -> None:
-        self.client = client
-
-    def collection(self, database: str, name: str) -> CollectionPort:
-        return _Collection(self.client[database][name], self.calls)
-
-    def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
-        return AsyncGridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
-
-    async def command(self, database: str, command: Mapping[str, Any]) -> Document:
-        return await self.client[database].command(dict(command))
-
-    def home_loop(self) -> asyncio.AbstractEventLoop | None:
-        # PyMongo binds the client to the loop of its first operation and refuses any other.
-        return _compat.pymongo_async_client_loop(self.client)
-
-    async def close(self) -> None:
-        await self.client.close()
-
-
-class MotorClientPort:
-    """Port over Motor's ``AsyncIOMotorClient`` (deprecated upstream; accepted when passed in)."""
-
-    kind = "motor"
-    calls = AWAITING
-    loop_bound = True
+    kind: str
+    calls: Calls
+    loop_bound: bool
 
     def __init__(self, client: Any) -> None:
         self.client = client
 
     def collection(self, database: str, name: str) -> CollectionPort:
         return _Collection(self.client[database][name], self.calls)
-
-    def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
-        from motor.motor_asyncio import AsyncIOMotorGridFSBucket
-
-        return AsyncIOMotorGridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
-
-    async def command(self, database: str, command: Mapping[str, Any]) -> Document:
-        result: Document = await self.client[database].command(dict(command))
-        return result
-
-    def home_loop(self) -> asyncio.AbstractEventLoop | None:
-        # Motor fixes its loop the first time it needs one; its futures belong to that loop.
-        return _compat.motor_client_loop(self.client)
-
-    async def close(self) -> None:
-        self.client.close()
-
-
-class SyncClientPort:
-    """Port over a sync ``pymongo.MongoClient``; it is thread-safe and needs no home loop."""
-
-    kind = "pymongo-sync"
-    calls = IN_THREAD
-    loop_bound = False
-
-    def __init__(self, client: MongoClient[Any]) -> None:
-        self.client = client
-
-    def collection(self, database: str, name: str) -> CollectionPort:
-        return _Collection(self.client[database][name], self.calls)
-
-    def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
-        return GridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
 
     async def command(self, database: str, command: Mapping[str, Any]) -> Document:
         result: Document = await self.calls.call(self.client[database].command, dict(command))
@@ -327,6 +267,52 @@ class SyncClientPort:
 
     async def close(self) -> None:
         await self.calls.call(self.client.close)
+
+
+class PyMongoAsyncClientPort(_ClientPort):
+    """Port over ``pymongo.AsyncMongoClient``."""
+
+    kind = "pymongo-async"
+    calls = AWAITING
+    loop_bound = True
+
+    def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
+        return AsyncGridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
+
+    def home_loop(self) -> asyncio.AbstractEventLoop | None:
+        # PyMongo binds the client to the loop of its first operation and refuses any other.
+        return _compat.pymongo_async_client_loop(self.client)
+
+
+class MotorClientPort(_ClientPort):
+    """Port over Motor's ``AsyncIOMotorClient`` (deprecated upstream; accepted when passed in)."""
+
+    kind = "motor"
+    calls = AWAITING
+    loop_bound = True
+
+    def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
+        from motor.motor_asyncio import AsyncIOMotorGridFSBucket
+
+        return AsyncIOMotorGridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
+
+    def home_loop(self) -> asyncio.AbstractEventLoop | None:
+        # Motor fixes its loop the first time it needs one; its futures belong to that loop.
+        return _compat.motor_client_loop(self.client)
+
+    async def close(self) -> None:
+        self.client.close()  # not a coroutine in Motor
+
+
+class SyncClientPort(_ClientPort):
+    """Port over a sync ``pymongo.MongoClient``; it is thread-safe and needs no home loop."""
+
+    kind = "pymongo-sync"
+    calls = IN_THREAD
+    loop_bound = False
+
+    def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
+        return GridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
 
 
 def _is_motor_client(client: object) -> bool:
