@@ -74,9 +74,14 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop the server like Ctrl-C (SIGINT raises KeyboardInterrupt already)."""
+    """SIGTERM and SIGHUP stop the server like Ctrl-C (SIGINT raises KeyboardInterrupt already).
+
+    A signal the command was started with ignored (SIGHUP under ``nohup``) stays ignored.
+    """
     handled = [signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
-    previous = {signum: signal.signal(signum, _raise_stop) for signum in handled}
+    previous = {
+        signum: signal.signal(signum, _raise_stop) for signum in handled if signal.getsignal(signum) != signal.SIG_IGN
+    }
     try:
         yield
     finally:
