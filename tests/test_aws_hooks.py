@@ -472,6 +472,8 @@ def test_no_connection_and_gone_connection_are_logged_at_info_and_the_write_stan
     hook = MetadataWebSocketHook(websocket.url)
     manager = factory.create_session_manager("ws-gone", metadata_hook=hook)
     manager.update_metadata({"status": "no connection yet"})
+    # (flushed first: a push without a connection id in its update uses the one stored when it is sent)
+    assert hook.flush(FLUSH) == 0
     manager.update_metadata({"connection_id": "gone-1", "status": "client left"})
     assert hook.flush(FLUSH) == 0
     assert websocket.posts == []

@@ -8,10 +8,10 @@ each update or delete is stored first, then, in the background, ``post_to_connec
      "metadata": {...}, "timestamp": "<ISO 8601, UTC>"}
 
 to the connection id held in the session's metadata under ``connection_id`` (the one in the update
-itself, else the stored one, read from the session manager in the background). ``metadata`` holds
-the changed keys (only those in ``metadata_fields`` when given; never ``connection_id`` otherwise);
-deleted keys are null. A session without a connection id, or a connection that is gone, is logged
-at INFO and skipped. Reads send nothing.
+itself, else the one stored when the push is sent, read through the session manager in the
+background). ``metadata`` holds the changed keys (only those in ``metadata_fields`` when given;
+never ``connection_id`` otherwise); deleted keys are null. A session without a connection id, or
+a connection that is gone, is logged at INFO and skipped. Reads send nothing.
 """
 
 from __future__ import annotations
