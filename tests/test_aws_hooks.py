@@ -887,10 +887,17 @@ def test_the_earlier_import_paths_and_names() -> None:
         assert name in mongodb_session_manager.__all__
 
 
-def test_a_bad_websocket_endpoint_is_a_typed_input_error() -> None:
-    with pytest.raises(ValueError, match="http") as raised:
-        MetadataWebSocketHook("not a url")
-    assert isinstance(raised.value, MongoDBSessionError)
+def test_a_bad_websocket_endpoint_is_a_typed_input_error_and_create_returns_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for endpoint in ("not a url", "https://abc123.execute-api..."):
+        with pytest.raises(ValueError, match=r"http|endpoint") as raised:
+            MetadataWebSocketHook(endpoint)
+        assert isinstance(raised.value, MongoDBSessionError)
+        # The earlier library's factory answered None for a hook it could not build (its README's
+        # placeholder URL included); so does ours, saying why.
+        assert create_websocket_hook(endpoint) is None
+    assert log_text(caplog).count("metadata WebSocket hook not created") == 2
 
 
 def test_the_hook_modules_import_boto3_only_when_a_client_is_built() -> None:

@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import MongoDBSessionError
 from ._base import NotificationHook, manager_of, utc_timestamp
 from ._delivery import Job
-from .errors import AWSHooksUnavailableError
 from .utils_sns import publish_message
 
 logger = logging.getLogger(__name__)
@@ -177,7 +177,8 @@ def create_feedback_hook(
 ) -> FeedbackSNSHook | None:
     """A :class:`FeedbackSNSHook` to pass as ``feedback_hook=``; same arguments.
 
-    Returns None (and logs at WARNING) when boto3 is not installed, as the earlier library did.
+    Returns None (and logs why at WARNING) when the hook cannot be built, e.g. boto3 is not
+    installed or the endpoint is not a valid URL, as the earlier library did.
     """
     try:
         return FeedbackSNSHook(
@@ -191,6 +192,6 @@ def create_feedback_hook(
             body_prefix_bad,
             body_prefix_neutral,
         )
-    except AWSHooksUnavailableError as error:
+    except MongoDBSessionError as error:
         logger.warning("feedback SNS hook not created: %s", error)
         return None

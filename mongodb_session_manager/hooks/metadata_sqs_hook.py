@@ -16,10 +16,10 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..errors import MongoDBSessionError
 from ._base import NotificationHook, utc_timestamp
 from ._delivery import Job
 from ._metadata_change import METADATA_EVENT, change_of, encode, operation_arguments, selected_fields
-from .errors import AWSHooksUnavailableError
 from .utils_sqs import send_message
 
 logger = logging.getLogger(__name__)
@@ -88,10 +88,11 @@ class MetadataSQSHook(NotificationHook):
 def create_metadata_hook(queue_url: str, metadata_fields: Sequence[str] | None = None) -> MetadataSQSHook | None:
     """A :class:`MetadataSQSHook` to pass as ``metadata_hook=``; same arguments.
 
-    Returns None (and logs at WARNING) when boto3 is not installed, as the earlier library did.
+    Returns None (and logs why at WARNING) when the hook cannot be built, e.g. boto3 is not
+    installed or the endpoint is not a valid URL, as the earlier library did.
     """
     try:
         return MetadataSQSHook(queue_url, metadata_fields)
-    except AWSHooksUnavailableError as error:
+    except MongoDBSessionError as error:
         logger.warning("metadata SQS hook not created: %s", error)
         return None

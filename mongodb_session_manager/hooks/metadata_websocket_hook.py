@@ -20,11 +20,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..errors import MongoDBSessionError
 from ._aws import new_client
 from ._base import NotificationHook, manager_of, utc_timestamp
 from ._delivery import Job
 from ._metadata_change import METADATA_EVENT, change_of, encode, operation_arguments, selected_fields
-from .errors import AWSHooksUnavailableError, InvalidNotificationError
+from .errors import InvalidNotificationError
 
 logger = logging.getLogger(__name__)
 
@@ -144,10 +145,11 @@ def create_metadata_hook(
     """A :class:`MetadataWebSocketHook` to pass as ``metadata_hook=``; same arguments (note the
     region default, ``eu-west-1``, differs from the class's, as in the earlier library).
 
-    Returns None (and logs at WARNING) when boto3 is not installed, as the earlier library did.
+    Returns None (and logs why at WARNING) when the hook cannot be built, e.g. boto3 is not
+    installed or the endpoint is not a valid URL, as the earlier library did.
     """
     try:
         return MetadataWebSocketHook(api_gateway_endpoint, metadata_fields, region)
-    except AWSHooksUnavailableError as error:
+    except MongoDBSessionError as error:
         logger.warning("metadata WebSocket hook not created: %s", error)
         return None
