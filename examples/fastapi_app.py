@@ -1,8 +1,10 @@
 """A FastAPI chat service whose agents persist their sessions in MongoDB.
 
-Run it (needs the ``fastapi`` extra and uvicorn)::
+Run it from the root of a clone (docs/fastapi.md walks through it)::
 
-    MONGODB_URI=mongodb://localhost:27017/ uvicorn examples.fastapi_app:app
+    pip install -e '.[fastapi]' uvicorn
+    mongodb-session-manager dev-server        # in another terminal, or export MONGODB_URI=...
+    uvicorn examples.fastapi_app:app --port 8000
 
 No LLM is needed: the default model is a scripted one that echoes. Pass ``model_factory`` to
 :func:`create_app` to use a real Strands model.
