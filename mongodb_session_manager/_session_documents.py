@@ -8,7 +8,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 from strands.types.session import Session, SessionType
 
-from ._codec import find_record, session_document, utc_now
+from ._codec import find_record, iso_now, session_document, utc_now
 from ._expiry import Expiry
 from ._namespace import SessionNamespace
 from ._types import Document
@@ -150,3 +150,28 @@ class SessionDocuments:
             self.namespace.live(session_id), {array: {"$elemMatch": {key: value}}}
         )
         return find_record(document.get(array) if document else None, key, value)
+
+    async def update_record(
+        self,
+        session_id: str,
+        array: str,
+        match: Document,
+        changes: Document,
+        stored: Any,
+        what: str,
+        *,
+        versioned: bool = False,
+    ) -> bool:
+        """Set ``changes`` (field: value) on the record of the session's ``array`` that ``match``es,
+        stamping its ``updated_at`` (and incrementing its ``version`` if ``versioned``). ``stored`` is
+        what the update writes, for error messages. False if no live session has such a record."""
+        fields = {f"{array}.$.{field}": value for field, value in changes.items()}
+        fields[f"{array}.$.updated_at"] = iso_now()
+        update: Document = {"$set": {**fields, **last_activity()}}
+        if versioned:
+            update["$inc"] = {f"{array}.$.version": 1}
+        with storing(what, session_id, stored if stored is not None else fields):
+            result = await self.namespace.sessions.update_one(
+                {**self.namespace.live(session_id), array: {"$elemMatch": match}}, update
+            )
+        return bool(result.matched_count)

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 from strands.types.content import Message
 from strands.types.session import Session, SessionAgent, SessionMessage
 
@@ -17,6 +16,8 @@ from ._expiry import Expiry
 from ._indexes import ensure_indexes
 from ._legacy.layout import LEGACY_MARK, needs_upgrade
 from ._message_blobs import MessageBlobs
+from ._messages import MessageStore
+from ._messages import missing as missing_message
 from ._namespace import SessionNamespace
 from ._runtime import ClientRuntime, on_home_loop
 from ._session_documents import GENERATION, SessionDocuments, last_activity
@@ -34,7 +35,6 @@ from ._write_errors import BSON_LIMIT, encoded_size, storing, too_large_message
 from .errors import (
     ConcurrentModificationError,
     DocumentTooLargeError,
-    DuplicateMessageError,
     InvalidInputError,
     NotFoundError,
 )
@@ -104,6 +104,7 @@ class AsyncMongoDBSessionRepository:
         self.blobs = MessageBlobs(self.namespace)
         self.expiry = Expiry(self.namespace, self.blobs, self.retention)
         self.documents = SessionDocuments(self.namespace, self.expiry)
+        self.messages = MessageStore(self.namespace, self.blobs, self.expiry)
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -264,18 +265,15 @@ class AsyncMongoDBSessionRepository:
         agent_id = validate_id(session_agent.agent_id, "agent")
         record = codec.agent_record(session_agent)
         skipped = ("agent_id", "created_at", "version")
-        changes = {f"agents.$.{field}": value for field, value in record.items() if field not in skipped}
-        changes["agents.$.updated_at"] = codec.iso_now()
+        changes = {field: value for field, value in record.items() if field not in skipped}
         match: Document = {"agent_id": agent_id}
         if expected_version is not None:
             # Records written before versioning have no version field: they count as version 0.
             match["version"] = expected_version if expected_version else {"$in": [0, None]}
-        with storing(f"agent {agent_id!r}", session_id, changes):
-            result = await self.namespace.sessions.update_one(
-                {**self.namespace.live(session_id), "agents": {"$elemMatch": match}},
-                {"$set": {**changes, **last_activity()}, "$inc": {"agents.$.version": 1}},
-            )
-        if result.matched_count == 0:
+        updated = await self.documents.update_record(
+            session_id, "agents", match, changes, None, f"agent {agent_id!r}", versioned=True
+        )
+        if not updated:
             if expected_version is not None and await self.read_agent(session_id, agent_id) is not None:
                 raise ConcurrentModificationError(
                     f"agent {agent_id!r} in session {session_id!r} was changed by another writer since this "
@@ -335,34 +333,7 @@ class AsyncMongoDBSessionRepository:
         await self._ready()
         if not await self.documents.owns(session_id, session_verified, touch=True):
             raise self.namespace.not_owned(session_id)
-        blobs = [await self.blobs.offload_if_large(document) for document in documents]
-        try:
-            with storing(f"message of agent {agent_id!r}", session_id, documents):
-                if len(documents) == 1:
-                    await self.namespace.messages.insert_one(documents[0])
-                else:
-                    await self.namespace.messages.insert_many(documents)
-        except DuplicateKeyError as error:
-            raise DuplicateMessageError(
-                f"a message with this id already exists for agent {agent_id!r} in session {session_id!r}"
-            ) from error
-        except BulkWriteError as error:
-            # insert_many reports a duplicate as a BulkWriteError; the messages before it were stored.
-            write_errors = error.details.get("writeErrors") or []
-            if not write_errors or any(item.get("code") != 11000 for item in write_errors):
-                raise
-            raise DuplicateMessageError(
-                f"a message with this id already exists for agent {agent_id!r} in session {session_id!r} "
-                f"({error.details.get('nInserted', 0)} message(s) before it were stored)"
-            ) from error
-        except BaseException:
-            for blob_id in blobs:
-                if blob_id is not None:
-                    await self.blobs.delete(blob_id)
-            raise
-        finally:
-            for document in documents:
-                document.pop("_id", None)  # insert_one adds it to our dict; keep callers' data clean
+        await self.messages.insert(session_id, agent_id, documents)
 
     @on_home_loop
     async def last_message_id(self, session_id: str, agent_id: str, *, session_verified: bool = False) -> int | None:
@@ -371,29 +342,20 @@ class AsyncMongoDBSessionRepository:
         validate_id(agent_id, "agent")
         if not await self.documents.owns(session_id, session_verified):
             return None
-        documents = await self.namespace.messages.find(
-            {"session_id": session_id, "agent_id": agent_id},
-            sort=[("session_id", -1), ("agent_id", -1), ("message_id", -1)],
-            limit=1,
-            projection={"_id": 0, "message_id": 1},
-        )
-        return int(documents[0]["message_id"]) if documents else None
+        return await self.messages.last_id(session_id, agent_id)
 
     @on_home_loop
     async def read_message(
         self, session_id: str, agent_id: str, message_id: int, **kwargs: Any
     ) -> SessionMessage | None:
         """The message, or None if it does not exist."""
-        scope = {
-            "session_id": validate_id(session_id, "session"),
-            "agent_id": validate_id(agent_id, "agent"),
-            "message_id": validate_message_id(message_id),
-            **live(codec.utc_now()),
-        }
+        validate_id(session_id, "session")
+        validate_id(agent_id, "agent")
+        validate_message_id(message_id)
         if not await self.documents.owns(session_id, False):
             return None
-        document = await self.namespace.messages.find_one(scope, _NO_ID)
-        return None if document is None else codec.message_from_document(await self.blobs.inflate(document))
+        document = await self.messages.read(session_id, agent_id, message_id)
+        return None if document is None else codec.message_from_document(document)
 
     @on_home_loop
     async def update_message(
@@ -419,17 +381,7 @@ class AsyncMongoDBSessionRepository:
         }
         if not await self.documents.owns(session_id, session_verified, touch=True):
             raise self.namespace.not_owned(session_id)
-        self.expiry.stamp(changes)  # a blob written now must expire with the message
-        blob_id = await self.blobs.offload_if_large(changes)
-        update: Document = (
-            {"$set": changes} if blob_id is not None else {"$set": changes, "$unset": {"message_blob": ""}}
-        )
-        with storing(f"message {message_id} of agent {agent_id!r}", session_id, changes):
-            result = await self.namespace.messages.update_one(
-                {"session_id": session_id, "agent_id": agent_id, "message_id": message_id}, update
-            )
-        if result.matched_count == 0:
-            raise NotFoundError(f"message {message_id} of agent {agent_id!r} in session {session_id!r} does not exist")
+        await self.messages.replace_content(session_id, agent_id, message_id, changes)
 
     @on_home_loop
     async def redact_message(
@@ -455,12 +407,8 @@ class AsyncMongoDBSessionRepository:
         changes: Document = {"redact_message": redact_message, "updated_at": codec.iso_now()}
         if redaction is not None:
             changes["redaction"] = dict(redaction)
-        with storing(f"message {message_id} of agent {agent_id!r}", session_id, changes):
-            result = await self.namespace.messages.update_one(
-                {"session_id": session_id, "agent_id": agent_id, "message_id": message_id}, {"$set": changes}
-            )
-        if result.matched_count == 0:
-            raise NotFoundError(f"message {message_id} of agent {agent_id!r} in session {session_id!r} does not exist")
+        if not await self.messages.update(session_id, agent_id, message_id, {"$set": changes}, changes):
+            raise missing_message(session_id, agent_id, message_id)
 
     @on_home_loop
     async def annotate_message(
@@ -484,11 +432,7 @@ class AsyncMongoDBSessionRepository:
             update["$unset"] = {path: "" for path in unset}
         if not update:
             return True
-        with storing(f"message {message_id} of agent {agent_id!r}", session_id, fields):
-            result = await self.namespace.messages.update_one(
-                {"session_id": session_id, "agent_id": agent_id, "message_id": message_id}, update
-            )
-        return bool(result.matched_count)
+        return await self.messages.update(session_id, agent_id, message_id, update, fields)
 
     @on_home_loop
     async def update_session_summary(self, session_id: str, update: Mapping[str, Any]) -> None:
@@ -522,26 +466,17 @@ class AsyncMongoDBSessionRepository:
             raise InvalidInputError(f"offset must be a non-negative int below 2**63, got {offset!r}")
         if limit == 0 or not await self.documents.owns(session_id, session_verified):
             return []
-        documents = await self.namespace.messages.find(
-            {"session_id": session_id, "agent_id": agent_id, **live(codec.utc_now())},
-            sort=[("session_id", 1), ("agent_id", 1), ("message_id", 1)],
-            skip=offset,
-            limit=limit or 0,
-            projection=_NO_ID,
-        )
-        return [codec.message_from_document(await self.blobs.inflate(document)) for document in documents]
+        documents = await self.messages.list(session_id, agent_id, offset, limit)
+        return [codec.message_from_document(document) for document in documents]
 
     @on_home_loop
     async def count_messages(self, session_id: str, agent_id: str) -> int:
         """How many messages are stored for this agent."""
-        scope = {
-            "session_id": validate_id(session_id, "session"),
-            "agent_id": validate_id(agent_id, "agent"),
-            **live(codec.utc_now()),
-        }
+        validate_id(session_id, "session")
+        validate_id(agent_id, "agent")
         if not await self.documents.owns(session_id, False):
             return 0
-        return await self.namespace.messages.count_documents(scope)
+        return await self.messages.count(session_id, agent_id)
 
     # -- multi-agent ------------------------------------------------------------------------------
 
@@ -569,18 +504,11 @@ class AsyncMongoDBSessionRepository:
         validate_id(session_id, "session")
         multi_agent_id = validate_id(multi_agent.id, "multi-agent")
         state = multi_agent.serialize_state()
-        with storing(f"multi-agent {multi_agent_id!r}", session_id, {"state": state}):
-            result = await self.namespace.sessions.update_one(
-                {**self.namespace.live(session_id), "multi_agents.multi_agent_id": multi_agent_id},
-                {
-                    "$set": {
-                        "multi_agents.$.state": state,
-                        "multi_agents.$.updated_at": codec.iso_now(),
-                        **last_activity(),
-                    }
-                },
-            )
-        if result.matched_count == 0:
+        match = {"multi_agent_id": multi_agent_id}
+        what = f"multi-agent {multi_agent_id!r}"
+        if not await self.documents.update_record(
+            session_id, "multi_agents", match, {"state": state}, {"state": state}, what
+        ):
             raise NotFoundError(f"multi-agent {multi_agent_id!r} in session {session_id!r} does not exist")
 
     # -- metadata and feedback --------------------------------------------------------------------
