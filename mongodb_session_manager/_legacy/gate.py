@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._types import Document
 from .layout import LEGACY_MARK, is_legacy
 from .migrator import LegacyMigrator, view
 
 if TYPE_CHECKING:
     from ..repository import AsyncMongoDBSessionRepository
-
-Document = dict[str, Any]
 
 
 async def upgrade(

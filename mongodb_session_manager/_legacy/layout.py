@@ -39,11 +39,10 @@ from bson.binary import Binary
 from strands.types.session import SessionType
 
 from .. import _codec as codec
+from .._types import Document
 from .._validation import validate_id
 from ..errors import InvalidIdError
 from ..retention import as_utc
-
-Document = dict[str, Any]
 
 # Matches sessions in the original layout: ``agents`` is an object keyed by agent id, ours an array.
 LEGACY_FILTER: Document = {"agents": {"$exists": True, "$not": {"$type": "array"}}}

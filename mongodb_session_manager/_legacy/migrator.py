@@ -35,7 +35,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import bson
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -44,6 +44,7 @@ from strands.types.session import SessionMessage
 from .. import _codec as codec
 from .._driver import CollectionPort
 from .._indexes import ensure_indexes as create_indexes
+from .._types import Document
 from ..errors import DuplicateMessageError, LegacySessionConflictError
 from ..retention import as_utc
 from .layout import (
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Document = dict[str, Any]
 # Called at named points of a migration (``claimed``, ``agent-copied``, ``copied``); tests use it to
 # interrupt a migration where a crash could happen.
 Checkpoint = Callable[[str, str], Awaitable[None]]
