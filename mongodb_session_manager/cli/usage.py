@@ -44,6 +44,10 @@ def _usage(context: Context) -> int:
     return EXIT_OK
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
 def _cells(row: UsageRow) -> list[str]:
     return [
         str(row.calls),
@@ -51,8 +55,8 @@ def _cells(row: UsageRow) -> list[str]:
         compact(row.input_tokens),
         compact(row.output_tokens),
         compact(row.total_tokens),
-        compact(row.latency_p50_ms),
-        compact(row.latency_p95_ms),
+        _ms(row.latency_p50_ms),
+        _ms(row.latency_p95_ms),
         str(row.tool_calls),
         str(row.tool_errors),
     ]
