@@ -263,3 +263,39 @@ def test_call_usage_maps_strands_keys_and_defaults_missing_counts() -> None:
     assert usage["total_tokens"] == 3
     assert model_id_of(ScriptedModel([], model_id="x.y")) == "x.y"
     assert model_id_of(object()) == "object"
+
+
+@pytest.mark.anyio
+async def test_async_agent_on_the_home_loop_records_usage_and_the_guardrail_audit(mongodb_uri: str, db: Any) -> None:
+    from mongodb_session_manager import AsyncMongoDBSessionManagerFactory, AsyncSessionCatalog
+    from mongodb_session_manager.scripted_model import redact
+
+    commands = CommandRecorder(only=COUNTED)
+    async with AsyncMongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db.name, collection_name="sessions", event_listeners=[commands]
+    ) as factory:
+        manager = await factory.create_session_manager("async", preload=True)
+        model = ScriptedModel(
+            [text("one", usage={"inputTokens": 3, "outputTokens": 4}, latency_ms=20), redact("[x]", "no")]
+        )
+        agent = Agent(model=model, session_manager=manager, callback_handler=None)
+        commands.take()
+        await agent.invoke_async("first")
+        names = commands.take()
+        assert names.count("insert") == 2, names
+        assert names.count("update") <= 1, names  # the agent record deferred by preload; nothing for usage
+        await agent.invoke_async("second")
+        await manager.close_async()
+
+        documents = stored(db, "async")
+        assert documents[1]["usage"]["total_tokens"] == 7
+        assert documents[1]["invocation"]["latency_ms"] == 20
+        assert documents[2]["redaction"]["stop_reason"] == "guardrail_intervened"
+        assert documents[3]["usage"]["stop_reason"] == "guardrail_intervened"
+
+        catalog = AsyncSessionCatalog(manager.repository)
+        report = await catalog.usage(session_id="async")
+        assert report.total.calls == 2
+        assert report.total.turns == 2
+        guardrails = await catalog.guardrail_interventions(by="session")
+        assert [(row.key, row.interventions) for row in guardrails.rows] == [("async", 1)]
