@@ -173,6 +173,18 @@ def _stable_message(message: dict[str, Any] | None) -> dict[str, Any] | None:
     return message
 
 
+def _drop_timings(document: dict[str, Any]) -> None:
+    """Remove the clock readings of the usage and audit fields (docs/usage-and-audit.md); keep the counts."""
+    for name in ("at", "time_to_first_byte_ms"):
+        (document.get("usage") or {}).pop(name, None)
+    (document.get("redaction") or {}).pop("timestamp", None)
+    invocation = document.get("invocation") or {}
+    for name in ("started_at", "duration_ms", "tool_time_ms"):
+        invocation.pop(name, None)
+    for totals in invocation.get("tools") or ():
+        totals.pop("time_ms", None)
+
+
 def stable_documents(database: Any, session_id: str) -> dict[str, Any]:
     messages = []
     for document in (
@@ -181,6 +193,7 @@ def stable_documents(database: Any, session_id: str) -> dict[str, Any]:
         stable = {key: value for key, value in document.items() if key not in VOLATILE}
         stable["message"] = _stable_message(document["message"])
         stable["redact_message"] = _stable_message(document["redact_message"])
+        _drop_timings(stable)
         messages.append(stable)
     session = database[COLLECTION].find_one({"_id": session_id})
     agents = [{key: value for key, value in record.items() if key not in VOLATILE} for record in session["agents"]]
