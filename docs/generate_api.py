@@ -61,6 +61,9 @@ def public_names() -> list[tuple[str, str, Any]]:
 
 
 ALIASES = {
+    "GUARDRAIL_ACTION_BLOCKED": '`"BLOCKED"`: the action `redact_latest_message` records when the caller names none.',
+    "GUARDRAIL_STOP_REASONS": '`frozenset({"guardrail_intervened", "content_filtered"})`: stop reasons meaning a '
+    "guardrail intervened.",
     "SessionFactoryDep": "`Annotated[AsyncMongoDBSessionManagerFactory, Depends(get_session_factory)]`: "
     "handler parameter type receiving the app's factory.",
     "SessionManagerDep": "`Annotated[MongoDBSessionManager, Depends(get_session_manager)]`: "

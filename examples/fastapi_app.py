@@ -66,7 +66,7 @@ def create_app(
 
     @app.get("/sessions/{session_id}/metadata")
     async def metadata(manager: SessionManagerDep) -> dict[str, Any]:
-        return await manager.get_metadata_async()
+        return (await manager.get_metadata_async())["metadata"]
 
     @app.post("/feedback/{session_id}")
     async def feedback(request: FeedbackRequest, manager: SessionManagerDep) -> dict[str, str]:

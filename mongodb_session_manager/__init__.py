@@ -5,6 +5,9 @@ client, with a blocking facade for scripts and threads. Start with
 :class:`MongoDBSessionManagerFactory` (or :class:`AsyncMongoDBSessionManagerFactory`).
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+
 from .catalog import (
     AsyncSessionCatalog,
     CollectionStats,
@@ -31,6 +34,7 @@ from .errors import (
     UnstorableValueError,
     WrongLoopError,
 )
+from .guardrails import GUARDRAIL_ACTION_BLOCKED, GUARDRAIL_STOP_REASONS
 from .hooks import (
     FeedbackSNSHook,
     MetadataSQSHook,
@@ -51,11 +55,18 @@ from .mongodb_session_factory import (
 )
 from .repository import AsyncMongoDBSessionRepository
 from .retention import Retention
-from .session_manager import MongoDBSessionManager
+from .session_manager import MongoDBSessionManager, create_mongodb_session_manager
 from .storage import MongoDBStorage
 from .sync_repository import MongoDBSessionRepository
 
+try:
+    __version__ = _distribution_version("mongodb-session-manager")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "GUARDRAIL_ACTION_BLOCKED",
+    "GUARDRAIL_STOP_REASONS",
     "AlreadyExistsError",
     "AsyncMongoDBSessionManagerFactory",
     "AsyncMongoDBSessionRepository",
@@ -92,6 +103,7 @@ __all__ = [
     "create_feedback_sns_hook",
     "create_metadata_sqs_hook",
     "create_metadata_websocket_hook",
+    "create_mongodb_session_manager",
     "get_global_factory",
     "initialize_global_factory",
     "is_feedback_sns_hook_available",

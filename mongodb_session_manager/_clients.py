@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, unquote
 
 from pymongo import AsyncMongoClient
 
+from ._client_options import check_client_options
 from ._driver import ClientPort, PyMongoAsyncClientPort, port_for
 from ._runtime import ClientRuntime
 from .errors import InvalidInputError
@@ -100,6 +101,7 @@ def client_options(uri: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     The default ``minPoolSize`` never exceeds a ``maxPoolSize`` the caller chose (PyMongo rejects
     ``minPoolSize > maxPoolSize``): with ``maxPoolSize=5`` the default minimum becomes 5.
     """
+    check_client_options(kwargs)
     from_uri = uri_options(uri)
     from_kwargs = {name.lower(): value for name, value in kwargs.items()}
     taken = set(from_uri) | set(from_kwargs)

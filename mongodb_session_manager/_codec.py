@@ -7,7 +7,10 @@ Schema (``<c>`` is the configured collection name):
 
 * ``<c>``: one document per session: ``_id`` (the session id), ``session_type``, ``created_at``,
   ``updated_at`` (Strands' ISO strings), ``last_activity_at`` (BSON date), ``metadata``,
-  ``agents`` (one record per agent) and ``multi_agents`` (one record per orchestrator).
+  ``agents`` (one record per agent) and ``multi_agents`` (one record per orchestrator);
+  ``application_name`` when one was given, and ``session_viewer_password`` (a legacy random token
+  the earlier library generated for its session viewer; kept for code that reads it).
+  An agent record may also hold ``model``, ``system_prompt`` and ``prompt_metadata``.
 * ``<c>.messages``: one document per message, unique on ``(session_id, agent_id, message_id)``.
 * ``<c>.feedback``: one document per feedback.
 * ``<c>.blobs``: a GridFS bucket holding the content of messages larger than one document allows;
@@ -16,8 +19,9 @@ Schema (``<c>`` is the configured collection name):
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
-from typing import cast
+from typing import Any, cast
 
 from strands.types.content import Message
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
@@ -39,10 +43,35 @@ def iso_now() -> str:
     return utc_now().isoformat()
 
 
+# Agent-record fields describing the agent's configuration (not part of Strands' ``SessionAgent``).
+AGENT_CONFIG_FIELDS = ("model", "system_prompt", "prompt_metadata")
+
+
+def session_type_value(session_type: object) -> str:
+    """The stored form of a session type: a ``SessionType``'s value, or the string itself (the earlier
+    library stored any label, e.g. ``"chat"``)."""
+    if isinstance(session_type, SessionType):
+        return session_type.value
+    return str(session_type)
+
+
+def session_type_from_value(value: object) -> Any:
+    """``SessionType`` for a known value, else the stored label unchanged."""
+    try:
+        return SessionType(value)
+    except ValueError:
+        return value
+
+
+def viewer_password() -> str:
+    """A new random session viewer token (the earlier library's ``session_viewer_password``)."""
+    return secrets.token_urlsafe(24)
+
+
 def session_fields(session: Session) -> Document:
     """The session document's own fields (without ``_id``, agents and metadata)."""
     return {
-        "session_type": SessionType(session.session_type).value,
+        "session_type": session_type_value(session.session_type),
         "created_at": session.created_at,
         "updated_at": session.updated_at,
     }
@@ -57,13 +86,14 @@ def session_document(session: Session) -> Document:
         "metadata": {},
         "agents": [],
         "multi_agents": [],
+        "session_viewer_password": viewer_password(),
     }
 
 
 def session_from_document(document: Document) -> Session:
     return Session(
         session_id=document["_id"],
-        session_type=SessionType(document.get("session_type", SessionType.AGENT.value)),
+        session_type=session_type_from_value(document.get("session_type", SessionType.AGENT.value)),
         created_at=document["created_at"],
         updated_at=document["updated_at"],
     )

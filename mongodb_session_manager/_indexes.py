@@ -26,7 +26,7 @@ USAGE_INDEX_NAME = "usage_at"
 USAGE_APPLICATION_INDEX_NAME = "usage_application_at"
 REDACTION_INDEX_NAME = "redaction_timestamp"
 
-_Key = tuple[str, str, tuple[str, ...], bool]
+_Key = tuple[str, str, tuple[str, ...], bool, bool]
 # Keyed by the client object's identity (PyMongo clients compare equal when they share hosts, so a
 # WeakKeyDictionary would merge distinct clients); an entry goes away with its client.
 _registry: dict[int, dict[_Key, concurrent.futures.Future[None]]] = {}
@@ -67,21 +67,29 @@ def feedback_indexes(ttl: bool = False) -> list[IndexModel]:
     ]
 
 
-def session_indexes(metadata_fields: Sequence[str], ttl: bool = False) -> list[IndexModel]:
+def session_indexes(metadata_fields: Sequence[str], ttl: bool = False, application: bool = False) -> list[IndexModel]:
     return [
         *(IndexModel([(f"metadata.{field}", ASCENDING)], name=f"metadata_{field}") for field in metadata_fields),
         *ttl_indexes(ttl),
+        *([IndexModel([("application_name", ASCENDING)], name="application_name")] if application else []),
     ]
 
 
 async def ensure_indexes(
-    port: ClientPort, database: str, collection: str, metadata_fields: Sequence[str], *, ttl: bool = False
+    port: ClientPort,
+    database: str,
+    collection: str,
+    metadata_fields: Sequence[str],
+    *,
+    ttl: bool = False,
+    application: bool = False,
 ) -> None:
     """Create the library's indexes for this namespace unless this client already did.
 
-    With ``ttl``, also the TTL indexes that remove expired sessions, messages and feedback.
+    With ``ttl``, also the TTL indexes that remove expired sessions, messages and feedback; with
+    ``application``, the index on the sessions' ``application_name``.
     """
-    key: _Key = (database, collection, tuple(sorted(metadata_fields)), ttl)
+    key: _Key = (database, collection, tuple(sorted(metadata_fields)), ttl, application)
     with _registry_lock:
         per_client = _registry.get(id(port.client))
         if per_client is None:
@@ -94,15 +102,12 @@ async def ensure_indexes(
     if not owner:
         await asyncio.wrap_future(future)
         return
+    sessions = session_indexes(metadata_fields, ttl, application)
     try:
         await asyncio.gather(
             port.collection(database, collection + MESSAGES_SUFFIX).create_indexes(message_indexes(ttl)),
             port.collection(database, collection + FEEDBACK_SUFFIX).create_indexes(feedback_indexes(ttl)),
-            *(
-                [port.collection(database, collection).create_indexes(session_indexes(metadata_fields, ttl))]
-                if metadata_fields or ttl
-                else []
-            ),
+            *([port.collection(database, collection).create_indexes(sessions)] if sessions else []),
         )
     except BaseException as error:
         with _registry_lock:

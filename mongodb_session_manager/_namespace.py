@@ -13,18 +13,30 @@ from .retention import live
 
 class SessionNamespace:
     """The collections of one sessions collection (``<c>``, ``<c>.messages``, ``<c>.feedback``, the
-    ``<c>.blobs`` GridFS bucket) and the filters that scope session documents to one application.
+    ``<c>.blobs`` GridFS bucket) and the filters that scope session documents to one application
+    (only with ``isolate_application``: otherwise ``application_name`` is just the label new sessions get).
 
     Collections are looked up on every use: an owned client is rebuilt after a fork.
     """
 
     def __init__(
-        self, runtime: ClientRuntime, database_name: str, collection_name: str, application_name: str | None
+        self,
+        runtime: ClientRuntime,
+        database_name: str,
+        collection_name: str,
+        application_name: str | None,
+        isolate_application: bool = False,
     ) -> None:
         self.runtime = runtime
         self.database_name = database_name
         self.collection_name = collection_name
         self.application_name = application_name
+        self.isolate_application = isolate_application
+
+    @property
+    def application_scope(self) -> str | None:
+        """The application name sessions must carry to be visible (None: every session is)."""
+        return self.application_name if self.isolate_application else None
 
     def collection(self, suffix: str = "") -> CollectionPort:
         return self.runtime.port.collection(self.database_name, self.collection_name + suffix)
@@ -51,10 +63,10 @@ class SessionNamespace:
         return gridfs_bucket(self.runtime.port, self.database_name, self.collection_name + BLOBS_SUFFIX)
 
     def scope(self, session_id: str) -> Document:
-        """The session document of this id and application, expired or not."""
+        """The session document of this id (and application, when isolated), expired or not."""
         scope: Document = {"_id": session_id}
-        if self.application_name is not None:
-            scope["application_name"] = self.application_name
+        if self.application_scope is not None:
+            scope["application_name"] = self.application_scope
         return scope
 
     def live(self, session_id: str) -> Document:

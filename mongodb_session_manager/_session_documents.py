@@ -42,14 +42,14 @@ class SessionDocuments:
     async def owns(self, session_id: str, verified: bool, *, touch: bool = False) -> bool:
         """Whether the repository may read or write the session's messages and feedback.
 
-        Always without an ``application_name``. With one, only if the session exists under that name:
+        Always, unless ``isolate_application`` is on: then only if the session exists under its name:
         messages and feedback carry no application name of their own, so another application's
         session must not be reachable through them. ``verified``: the caller already read the session
         through this repository (the session manager does, when it loads an agent), which saves the check.
         With expiring sessions, likewise only if the session exists and has not expired; ``touch``
         (for writes) then pushes its expiry back if due.
         """
-        if verified or (self.namespace.application_name is None and self.expiry.retention is None):
+        if verified or (self.namespace.application_scope is None and self.expiry.retention is None):
             return True
         document = await self.namespace.sessions.find_one(self.namespace.live(session_id), GENERATION)
         if document is None:

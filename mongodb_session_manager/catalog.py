@@ -113,8 +113,8 @@ class AsyncSessionCatalog:
         scope = list(clauses)
         if not include_expired:
             scope.insert(0, live(codec.utc_now()))
-        if self.repository.application_name is not None:
-            scope.insert(0, {"application_name": self.repository.application_name})
+        if self.repository.application_scope is not None:
+            scope.insert(0, {"application_name": self.repository.application_scope})
         if not scope:
             return {}
         return scope[0] if len(scope) == 1 else {"$and": scope}
@@ -302,7 +302,7 @@ class AsyncSessionCatalog:
         with_ttl = self.repository.retention is not None if ttl is None else bool(ttl)
         base = self.repository.collection_name
         return {
-            base: session_indexes(fields, with_ttl),
+            base: session_indexes(fields, with_ttl, self.repository.application_name is not None),
             base + codec.MESSAGES_SUFFIX: message_indexes(with_ttl),
             base + codec.FEEDBACK_SUFFIX: feedback_indexes(with_ttl),
         }

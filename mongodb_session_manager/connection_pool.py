@@ -1,10 +1,11 @@
-"""``MongoDBConnectionPool``: process-wide shared clients created from connection strings.
+"""Process-wide shared clients created from connection strings.
 
-There is one client per distinct connection string and options. Each factory built from a
-connection string holds a *lease* on it; the client is closed when its last lease is released, so
-two factories with different connection strings live side by side and neither closes the other's
-client. The class-level API (``initialize``/``get_client``/``close``/...) manages one default lease,
-as the earlier sync library did.
+* :func:`acquire`: the async clients factories share. There is one client per distinct connection
+  string and options. Each factory built from a connection string holds a *lease* on it; the client
+  is closed when its last lease is released, so two factories with different connection strings
+  live side by side and neither closes the other's client.
+* :class:`MongoDBConnectionPool`: the earlier library's class-level API, a singleton holding one
+  blocking ``pymongo.MongoClient`` for code that uses PyMongo directly.
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ import asyncio
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from pymongo import monitoring
+import pymongo
+from pymongo import MongoClient, monitoring
+from pymongo.errors import PyMongoError
 
 from ._clients import client_options, mask_uri, validate_connection_string
 from ._driver import ClientPort, PyMongoAsyncClientPort
-from ._runtime import ClientRuntime, running_loop
+from ._runtime import ClientRuntime
+from ._sync_client import SyncClientSource
 from ._types import Document
+from .errors import MongoDBSessionError
 
 logger = logging.getLogger(__name__)
 
@@ -197,71 +202,142 @@ def acquire(connection_string: str, client_kwargs: Mapping[str, Any]) -> ClientL
         return ClientLease(shared)
 
 
-class MongoDBConnectionPool:
-    """The process-wide default shared client (the earlier library's class-level API).
+# The blocking client of the factory most recently built from a connection string: what the class API
+# reports while it holds no client of its own (the earlier library's factories used this pool, and
+# health checks written for it read the factory's client through it).
+_factory_default: SyncClientSource | None = None
 
-    Thread-safe. Factories do not use the default lease: each holds its own, so closing this pool
-    never closes a client a factory still uses.
+
+def set_factory_default(source: SyncClientSource | None) -> None:
+    """Make ``source`` (a factory's blocking-client source) what :class:`MongoDBConnectionPool`
+    reports when it was not initialized itself; None forgets it."""
+    global _factory_default
+    _factory_default = source
+
+
+def forget_factory_default(source: SyncClientSource) -> None:
+    """Forget ``source`` if it is the current factory default (its factory is closing)."""
+    global _factory_default
+    if _factory_default is source:
+        _factory_default = None
+
+
+class MongoDBConnectionPool:
+    """The process-wide shared *blocking* ``pymongo.MongoClient`` (the earlier library's class API).
+
+    A singleton: ``MongoDBConnectionPool()`` always returns the same instance, and the class methods
+    act on its one client. :meth:`initialize` with the same connection string and options returns the
+    existing client; with other ones it closes that client and creates a new one. Thread-safe.
+
+    Factories do not use this client: each holds its own lease on an async client (see
+    :func:`acquire`), so closing or re-initializing this pool never affects a factory. Until
+    :meth:`initialize` is called, :meth:`get_client` and :meth:`get_pool_stats` report the blocking
+    client of the factory most recently created from a connection string (as the earlier library's
+    factories, which used this pool, made them do); :meth:`close` then only stops reporting it.
     """
 
-    _default: ClientLease | None = None
-    _default_lock = threading.Lock()
+    _instance: ClassVar[MongoDBConnectionPool | None] = None
+    _lock: ClassVar[threading.RLock] = threading.RLock()
+    _client: ClassVar[MongoClient[Any] | None] = None
+    _settings: ClassVar[tuple[str, Document] | None] = None
+    _options: ClassVar[Document] = {}
+
+    def __new__(cls) -> MongoDBConnectionPool:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = super().__new__(cls)
+            return cls._instance
 
     @classmethod
-    def initialize(cls, connection_string: str, **client_kwargs: Any) -> Any:
-        """Create (or reuse) the default shared client and return it (a ``pymongo.AsyncMongoClient``).
+    def initialize(cls, connection_string: str, **client_kwargs: Any) -> MongoClient[Any]:
+        """Create (or reuse) the shared client and check the server answers; returns the client.
 
-        Calling it again with other settings replaces the default; the previous client stays open
-        while a factory still uses it.
+        Options the caller does not set get the library's defaults (``maxPoolSize`` 100,
+        ``minPoolSize`` 10, ``maxIdleTimeMS`` 300000, retryable reads and writes).
+
+        Raises:
+            InvalidInputError: bad connection string or client option (nothing is created).
+            MongoDBSessionError: the server did not answer the first ping (no client is kept).
         """
-        lease = acquire(connection_string, client_kwargs)
-        with cls._default_lock:
-            previous, cls._default = cls._default, lease
-        if previous is not None:
-            previous.release()
-        return lease.runtime.port.client
+        uri = validate_connection_string(connection_string)
+        options = client_options(uri, client_kwargs)
+        settings = (uri, dict(client_kwargs))
+        with cls._lock:
+            if cls._client is not None and cls._settings == settings:
+                return cls._client
+            cls._close_client()
+            client: MongoClient[Any] = MongoClient(uri, **options)
+            try:
+                client.admin.command("ping")
+            except PyMongoError as error:
+                client.close()
+                raise MongoDBSessionError(
+                    f"could not connect to MongoDB at {mask_uri(uri)}: {_describe(error)}"
+                ) from None
+            cls._client, cls._settings, cls._options = client, settings, options
+            logger.info("MongoDB connection pool initialized for %s", mask_uri(uri))
+            return client
 
     @classmethod
-    def get_client(cls) -> Any:
-        """The default shared client, or None when not initialized."""
-        with cls._default_lock:
-            lease = cls._default
-        return None if lease is None else lease.runtime.port.client
+    def get_client(cls) -> MongoClient[Any] | None:
+        """The shared client (or the latest factory's, see the class notes), or None."""
+        with cls._lock:
+            if cls._client is not None:
+                return cls._client
+            source = _factory_default
+        try:
+            return None if source is None else source.get()
+        except MongoDBSessionError:  # that factory was closed meanwhile
+            return None
 
     @classmethod
     def close(cls) -> None:
-        """Release the default client (closed when no factory uses it). Safe to call repeatedly."""
-        with cls._default_lock:
-            lease, cls._default = cls._default, None
-        if lease is not None:
-            lease.release()
+        """Close the shared client (a factory's client is left open). Safe to call repeatedly."""
+        with cls._lock:
+            cls._close_client()
+            set_factory_default(None)
+
+    @classmethod
+    def _close_client(cls) -> None:
+        client, cls._client, cls._settings, cls._options = cls._client, None, None, {}
+        if client is not None:
+            client.close()
 
     @classmethod
     def get_pool_stats(cls) -> Document:
-        """Connection string (masked), pool configuration and live pool counters of the default client."""
-        with cls._default_lock:
-            lease = cls._default
-        if lease is None:
+        """``{"status": "connected", "server_version": ..., "pool_config": {"maxPoolSize": ...,
+        "minPoolSize": ...}}``; ``{"status": "not_initialized"}`` before :meth:`initialize`;
+        ``{"status": "error", "error": ...}`` when the server does not answer (never raises)."""
+        with cls._lock:
+            client, options = cls._client, dict(cls._options)
+        if client is None:
+            client, options = cls.get_client(), {}
+        if client is None:
             return {"status": "not_initialized"}
-        shared = lease.shared
+        try:
+            version = client.server_info().get("version", "unknown")
+        except Exception as error:  # reported, not raised: this feeds health endpoints
+            return {"status": "error", "error": _describe(error)}
+        pool_options = client.options.pool_options
         return {
-            "status": "initialized",
-            "connection_string": shared.masked_uri,
-            "pool_config": shared.pool_config(),
-            "pool_stats": shared.counters.snapshot(),
+            "status": "connected",
+            "server_version": str(version),
+            "pool_config": {
+                "maxPoolSize": options.get("maxPoolSize", pool_options.max_pool_size),
+                "minPoolSize": options.get("minPoolSize", pool_options.min_pool_size),
+            },
         }
 
     @classmethod
     def health_check(cls, timeout_ms: int = 1000) -> bool:
-        """Ping the server within ``timeout_ms``; never raises (False on any failure)."""
-        try:
-            with cls._default_lock:
-                lease = cls._default
-            if lease is None:
-                return False
-            if running_loop() is not None and running_loop() is lease.runtime.port.home_loop():
-                return False
-            return lease.runtime.run_blocking(lease.shared.ping, timeout_ms / 1000)
-        except Exception as error:
-            logger.warning("MongoDB health check failed: %s", _describe(error))
+        """Ping the server within ``timeout_ms``; never raises (False on any failure or when not initialized)."""
+        client = cls.get_client()
+        if client is None:
             return False
+        try:
+            with pymongo.timeout(timeout_ms / 1000):
+                client.admin.command("ping")
+        except Exception as error:
+            logger.info("MongoDB health check failed: %s", _describe(error))
+            return False
+        return True

@@ -16,6 +16,7 @@ from . import connection_pool
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
 from ._driver import port_for
 from ._runtime import ClientRuntime
+from ._sync_client import SyncClientSource
 from ._types import Document
 from ._validation import validate_field_names, validate_id, validate_name
 from .errors import ClosedError, InvalidInputError
@@ -42,8 +43,10 @@ class _FactoryCore:
         collection_name: str,
         client: Any,
         metadata_fields: Sequence[str] | None,
+        application_name: str | None,
         client_kwargs: dict[str, Any],
         *,
+        isolate_application: bool,
         ensure_indexes: bool,
         ttl_seconds: int | None,
         touch_after: int | None,
@@ -51,9 +54,13 @@ class _FactoryCore:
         self.database_name = validate_name(database_name, "database_name")
         self.collection_name = validate_name(collection_name, "collection_name")
         self.metadata_fields = validate_field_names(metadata_fields)
+        self.application_name = None if application_name is None else validate_id(application_name, "application")
+        self.isolate_application = bool(isolate_application)
         self._ensure_indexes = bool(ensure_indexes)
         self.retention = Retention.of(ttl_seconds, touch_after)
         self._lease: connection_pool.ClientLease | None = None
+        # A blocking client for managers' session_repository.client/.collection, created on first use.
+        self._sync_client = SyncClientSource.for_arguments(connection_string, client, client_kwargs)
         if client is not None:
             self._owns_client = False
             self._runtime = ClientRuntime(port=port_for(client), name="mongodb-session-manager-factory")
@@ -61,6 +68,7 @@ class _FactoryCore:
             self._owns_client = True
             self._lease = connection_pool.acquire(connection_string, client_kwargs)
             self._runtime = self._lease.runtime
+            connection_pool.set_factory_default(self._sync_client)
         else:
             raise InvalidInputError("MongoDBSessionManagerFactory needs a connection_string or a client")
         self._repositories: dict[tuple[Any, ...], AsyncMongoDBSessionRepository] = {}
@@ -92,6 +100,9 @@ class _FactoryCore:
     ) -> MongoDBSessionManager:
         self._check_open()
         application_name = kwargs.pop("application_name", None)
+        if application_name is None:
+            application_name = self.application_name
+        isolate = bool(kwargs.pop("isolate_application", self.isolate_application))
         retention = self.retention
         if "ttl_seconds" in kwargs or "touch_after" in kwargs:
             retention = Retention.of(kwargs.pop("ttl_seconds", None), kwargs.pop("touch_after", None))
@@ -103,6 +114,7 @@ class _FactoryCore:
             tuple(self.metadata_fields if metadata_fields is None else validate_field_names(metadata_fields)),
             None if application_name is None else validate_id(application_name, "application"),
             retention,
+            isolate,
         )
         with self._lock:
             repository = self._repositories.get(key)
@@ -112,12 +124,13 @@ class _FactoryCore:
                     collection_name=key[1],
                     metadata_fields=list(key[2]),
                     application_name=key[3],
+                    isolate_application=isolate,
                     ensure_indexes=self._ensure_indexes,
                     ttl_seconds=None if retention is None else retention.ttl_seconds,
                     touch_after=None if retention is None else retention.touch_after,
                     runtime=self._runtime,
                 )
-        return MongoDBSessionManager(session_id, repository=repository, **kwargs)
+        return MongoDBSessionManager(session_id, repository=repository, sync_client=self._sync_client, **kwargs)
 
     async def _stats(self) -> Document:
         if not self._owns_client:
@@ -131,7 +144,9 @@ class _FactoryCore:
                 return False
             self._closed = True
             self._repositories.clear()
-            return True
+        connection_pool.forget_factory_default(self._sync_client)
+        self._sync_client.close()
+        return True
 
 
 class MongoDBSessionManagerFactory(_FactoryCore):
@@ -145,6 +160,11 @@ class MongoDBSessionManagerFactory(_FactoryCore):
         client: A ``pymongo.MongoClient``, ``pymongo.AsyncMongoClient`` or Motor client to borrow;
             takes precedence over ``connection_string``; :meth:`close` leaves it open.
         metadata_fields: Metadata keys to index.
+        application_name: Default application name of the managers' sessions: a label stored on each
+            session when it is created, and indexed. Sessions stored under another name, or none, stay
+            readable.
+        isolate_application: Strict per-application isolation: managers see only sessions stored
+            under their application name.
         ensure_indexes: Create the indexes on first use; turn off when the database user may not.
         ttl_seconds: Every manager's sessions expire after this many seconds of inactivity (see
             :class:`MongoDBSessionManager`); None keeps them until deleted.
@@ -160,7 +180,9 @@ class MongoDBSessionManagerFactory(_FactoryCore):
         collection_name: str = DEFAULT_COLLECTION_NAME,
         client: Any = None,
         metadata_fields: list[str] | None = None,
+        application_name: str | None = None,
         *,
+        isolate_application: bool = False,
         ensure_indexes: bool = True,
         ttl_seconds: int | None = None,
         touch_after: int | None = None,
@@ -172,7 +194,9 @@ class MongoDBSessionManagerFactory(_FactoryCore):
             collection_name,
             client,
             metadata_fields,
+            application_name,
             client_kwargs,
+            isolate_application=isolate_application,
             ensure_indexes=ensure_indexes,
             ttl_seconds=ttl_seconds,
             touch_after=touch_after,
@@ -184,13 +208,16 @@ class MongoDBSessionManagerFactory(_FactoryCore):
         database_name: str | None = None,
         collection_name: str | None = None,
         metadata_fields: list[str] | None = None,
+        application_name: str | None = None,
         **kwargs: Any,
     ) -> MongoDBSessionManager:
-        """A new session manager on the shared client; no I/O.
+        """A new session manager on the shared client; no I/O (the session is created on first use).
 
-        ``kwargs`` go to :class:`MongoDBSessionManager` (``metadata_hook``, ``feedback_hook``,
-        ``application_name``); ``ttl_seconds`` and ``touch_after`` override the factory's.
+        ``application_name`` overrides the factory's. ``kwargs`` go to :class:`MongoDBSessionManager`
+        (``metadata_hook``, ``feedback_hook``); ``ttl_seconds``, ``touch_after`` and
+        ``isolate_application`` override the factory's.
         """
+        kwargs["application_name"] = application_name
         return self._new_manager(session_id, database_name, collection_name, metadata_fields, kwargs)
 
     def get_connection_stats(self) -> Document:
@@ -234,7 +261,9 @@ class AsyncMongoDBSessionManagerFactory(_FactoryCore):
         collection_name: str = DEFAULT_COLLECTION_NAME,
         client: Any = None,
         metadata_fields: list[str] | None = None,
+        application_name: str | None = None,
         *,
+        isolate_application: bool = False,
         ensure_indexes: bool = True,
         ttl_seconds: int | None = None,
         touch_after: int | None = None,
@@ -246,7 +275,9 @@ class AsyncMongoDBSessionManagerFactory(_FactoryCore):
             collection_name,
             client,
             metadata_fields,
+            application_name,
             client_kwargs,
+            isolate_application=isolate_application,
             ensure_indexes=ensure_indexes,
             ttl_seconds=ttl_seconds,
             touch_after=touch_after,
@@ -258,6 +289,7 @@ class AsyncMongoDBSessionManagerFactory(_FactoryCore):
         database_name: str | None = None,
         collection_name: str | None = None,
         metadata_fields: list[str] | None = None,
+        application_name: str | None = None,
         *,
         preload: bool = False,
         **kwargs: Any,
@@ -267,6 +299,7 @@ class AsyncMongoDBSessionManagerFactory(_FactoryCore):
         With ``preload=True`` the session and its agents' messages are fetched now (two round trips,
         awaited), so that ``Agent(session_manager=manager)`` restores without blocking I/O.
         """
+        kwargs["application_name"] = application_name
         manager = self._new_manager(session_id, database_name, collection_name, metadata_fields, kwargs)
         if preload:
             await manager.load_async()
@@ -302,15 +335,21 @@ def initialize_global_factory(
     database_name: str = DEFAULT_DATABASE_NAME,
     collection_name: str = "virtualagent_sessions",
     metadata_fields: list[str] | None = None,
+    application_name: str | None = None,
     **client_kwargs: Any,
 ) -> MongoDBSessionManagerFactory:
-    """Create the process-wide factory (closing a previous one) and return it."""
+    """Create the process-wide factory (closing a previous one) and return it.
+
+    The default ``collection_name`` is "virtualagent_sessions" (the earlier library's was
+    "collection_name": pass it explicitly to keep using that collection).
+    """
     global _global_factory
     factory = MongoDBSessionManagerFactory(
         connection_string=connection_string,
         database_name=database_name,
         collection_name=collection_name,
         metadata_fields=metadata_fields,
+        application_name=application_name,
         **client_kwargs,
     )
     with _global_lock:

@@ -63,8 +63,10 @@ class AsyncMongoDBSessionRepository:
         client: A ``pymongo.AsyncMongoClient``, Motor ``AsyncIOMotorClient`` or ``pymongo.MongoClient``
             to borrow; it is left open by :meth:`close`.
         metadata_fields: Metadata keys to index.
-        application_name: Stored on sessions this repository creates; sessions of another
-            application are invisible to it.
+        application_name: A label stored on sessions this repository creates (and indexed). Sessions
+            stored under another application name, or none, stay readable, as in the earlier library.
+        isolate_application: Opt in to strict per-application isolation: sessions not stored under
+            ``application_name`` are then invisible to this repository.
         ensure_indexes: Create the indexes on first use (once per client and namespace). Turn off when
             the database user may not create indexes, or manages them itself.
         ttl_seconds: Remove a session, with its messages and feedback, at least this many seconds
@@ -84,6 +86,7 @@ class AsyncMongoDBSessionRepository:
         metadata_fields: Sequence[str] | None = None,
         application_name: str | None = None,
         *,
+        isolate_application: bool = False,
         ensure_indexes: bool = True,
         ttl_seconds: int | None = None,
         touch_after: int | None = None,
@@ -94,13 +97,18 @@ class AsyncMongoDBSessionRepository:
         self.collection_name = validate_name(collection_name, "collection_name")
         self.metadata_fields = validate_field_names(metadata_fields)
         self.application_name = None if application_name is None else validate_id(application_name, "application")
+        if isolate_application and self.application_name is None:
+            raise InvalidInputError("isolate_application needs an application_name")
+        self.isolate_application = bool(isolate_application)
         self.retention = Retention.of(ttl_seconds, touch_after)
         self._ensure_indexes = ensure_indexes
         self._owns_runtime = runtime is None
         self.runtime = runtime or runtime_for(connection_string, client, kwargs, name="mongodb-session-repository")
         self._indexes_ready = not ensure_indexes
         # The building blocks, shared with the catalog (see docs/architecture.md).
-        self.namespace = SessionNamespace(self.runtime, self.database_name, self.collection_name, self.application_name)
+        self.namespace = SessionNamespace(
+            self.runtime, self.database_name, self.collection_name, self.application_name, self.isolate_application
+        )
         self.blobs = MessageBlobs(self.namespace)
         self.expiry = Expiry(self.namespace, self.blobs, self.retention)
         self.documents = SessionDocuments(self.namespace, self.expiry)
@@ -113,6 +121,11 @@ class AsyncMongoDBSessionRepository:
         """Whether :meth:`close` closes the client (this repository created it)."""
         return self._owns_runtime
 
+    @property
+    def application_scope(self) -> str | None:
+        """The application name sessions must carry to be visible here (only with ``isolate_application``)."""
+        return self.namespace.application_scope
+
     async def _ready(self) -> None:
         if not self._indexes_ready:
             await ensure_indexes(
@@ -121,6 +134,7 @@ class AsyncMongoDBSessionRepository:
                 self.collection_name,
                 self.metadata_fields,
                 ttl=self.retention is not None,
+                application=self.application_name is not None,
             )
             self._indexes_ready = True
 
@@ -169,6 +183,8 @@ class AsyncMongoDBSessionRepository:
     async def create_session(self, session: Session, **kwargs: Any) -> Session:
         """Insert a new session; raises :class:`AlreadyExistsError` if the id is taken."""
         session_id = validate_id(session.session_id, "session")
+        if not isinstance(session.session_type, str):
+            raise InvalidInputError(f"session_type must be a string, got {type(session.session_type).__name__}")
         document = codec.session_document(session)
         if self.application_name is not None:
             document["application_name"] = self.application_name
@@ -212,7 +228,7 @@ class AsyncMongoDBSessionRepository:
         """Delete the session, its messages and its feedback. Deleting a missing session is a no-op."""
         validate_id(session_id, "session")
         scope = self.namespace.scope(session_id)  # an expired session is deleted too
-        if self.application_name is not None and await self.namespace.sessions.find_one(scope, {"_id": 1}) is None:
+        if self.application_scope is not None and await self.namespace.sessions.find_one(scope, {"_id": 1}) is None:
             return
         # Children first: an interrupted delete never leaves messages a re-created session would inherit.
         await self.namespace.messages.delete_many({"session_id": session_id})
@@ -223,11 +239,24 @@ class AsyncMongoDBSessionRepository:
     # -- agents -----------------------------------------------------------------------------------
 
     @on_home_loop
-    async def create_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
-        """Add an agent record to an existing session; an existing agent is never overwritten."""
+    async def create_agent(
+        self,
+        session_id: str,
+        session_agent: SessionAgent,
+        *,
+        config: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Add an agent record to an existing session; an existing agent is never overwritten.
+
+        ``config``: configuration fields (see :meth:`set_agent_config`) stored with the record.
+        """
         validate_id(session_id, "session")
         agent_id = validate_id(session_agent.agent_id, "agent")
         record = codec.agent_record(session_agent)
+        if config:
+            _check_agent_config(config)
+            record.update(config)
         await self.documents.add_record(session_id, "agents", "agent_id", record, f"agent {agent_id!r}")
 
     @on_home_loop
@@ -316,8 +345,9 @@ class AsyncMongoDBSessionRepository:
     ) -> None:
         """Insert several messages in one round trip (ordered; stops at the first duplicate).
 
-        With an ``application_name``, the session must exist under it (:class:`NotFoundError` otherwise)
-        unless ``session_verified`` says the caller already read it through this repository.
+        With ``isolate_application``, the session must exist under its application name
+        (:class:`NotFoundError` otherwise) unless ``session_verified`` says the caller already read it
+        through this repository.
         """
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
@@ -529,12 +559,67 @@ class AsyncMongoDBSessionRepository:
             await self.documents.upsert(session_id, {"$set": {**paths, **last_activity()}, "$setOnInsert": fresh})
 
     @on_home_loop
-    async def get_metadata(self, session_id: str) -> Document:
-        """The session's metadata (an empty dict when there is none)."""
-        document = await self.namespace.sessions.find_one(
-            self.namespace.live(validate_id(session_id, "session")), {"metadata": 1}
-        )
-        return dict(document.get("metadata") or {}) if document else {}
+    async def get_metadata(self, session_id: str) -> Document | None:
+        """``{"_id": session_id, "metadata": {...}}`` (the earlier library's shape), or None if the
+        session does not exist."""
+        document = await self.read_session_fields(session_id, ["metadata"])
+        if document is None:
+            return None
+        return {"_id": document["_id"], "metadata": dict(document.get("metadata") or {})}
+
+    @on_home_loop
+    async def read_session_fields(self, session_id: str, names: Sequence[str]) -> Document | None:
+        """The named top-level fields of the session document (with ``_id``), or None; one read."""
+        validate_id(session_id, "session")
+        return await self.namespace.sessions.find_one(self.namespace.live(session_id), dict.fromkeys(names, 1))
+
+    @on_home_loop
+    async def get_session_viewer_password(self, session_id: str) -> str | None:
+        """The session's legacy viewer token (random, generated at creation), or None."""
+        document = await self.read_session_fields(session_id, ["session_viewer_password"])
+        return None if document is None else document.get("session_viewer_password")
+
+    @on_home_loop
+    async def get_application_name(self, session_id: str) -> str | None:
+        """The application name the session was created with, or None."""
+        document = await self.read_session_fields(session_id, ["application_name"])
+        return None if document is None else document.get("application_name")
+
+    @on_home_loop
+    async def read_agent_records(self, session_id: str, agent_id: str | None = None) -> list[Document] | None:
+        """The stored agent records (configuration fields included) of the session, or only
+        ``agent_id``'s; None if the session does not exist. One read."""
+        validate_id(session_id, "session")
+        if agent_id is not None:
+            validate_id(agent_id, "agent")
+        document = await self.namespace.sessions.find_one(self.namespace.live(session_id), {"agents": 1})
+        if document is not None and isinstance(document.get("agents"), Mapping):
+            # Stored by the original manager (v0.9): read through its decoder, as load_session does.
+            document, _ = await self.load_session(session_id, create=False)
+        if document is None:
+            return None
+        records = list(document.get("agents") or [])
+        return records if agent_id is None else [record for record in records if record.get("agent_id") == agent_id]
+
+    @on_home_loop
+    async def set_agent_config(self, session_id: str, agent_id: str, config: Mapping[str, Any]) -> None:
+        """Set configuration fields (``model``, ``system_prompt``, ``prompt_metadata``) of a stored agent.
+
+        Raises :class:`NotFoundError` if the session or the agent does not exist.
+        """
+        validate_id(session_id, "session")
+        validate_id(agent_id, "agent")
+        _check_agent_config(config)
+        if not config:
+            return
+        changes = {f"agents.$.{field}": value for field, value in config.items()}
+        with storing(f"agent {agent_id!r} configuration", session_id, changes):
+            result = await self.namespace.sessions.update_one(
+                {**self.namespace.live(session_id), "agents.agent_id": agent_id},
+                {"$set": {**changes, **last_activity()}},
+            )
+        if result.matched_count == 0:
+            raise NotFoundError(f"agent {agent_id!r} in session {session_id!r} does not exist")
 
     @on_home_loop
     async def delete_metadata(self, session_id: str, keys: Sequence[str]) -> None:
@@ -558,7 +643,7 @@ class AsyncMongoDBSessionRepository:
         if encoded_size("feedback", session_id, document) > BSON_LIMIT:
             raise DocumentTooLargeError(too_large_message("feedback", session_id, feedback, "refused before writing"))
         await self._ready()
-        if self.application_name is not None or self.retention is not None:
+        if self.application_scope is not None or self.retention is not None:
             # Feedback carries no application name and must not outlive its session: anchor it to a live
             # session of this application, created if missing (like update_metadata does), touched if due.
             await self.documents.load_or_create(session_id, GENERATION)
@@ -605,3 +690,9 @@ def _extra_message_fields(fields: Mapping[str, Any] | None) -> Mapping[str, Any]
     if unknown:
         raise InvalidInputError(f"unknown extra message fields {unknown}; allowed: {sorted(_EXTRA_MESSAGE_FIELDS)}")
     return fields or {}
+
+
+def _check_agent_config(config: Mapping[str, Any]) -> None:
+    unknown = sorted(set(config) - set(codec.AGENT_CONFIG_FIELDS))
+    if unknown:
+        raise InvalidInputError(f"unknown agent configuration fields {unknown}")

@@ -21,6 +21,7 @@ import copy
 import functools
 import logging
 import random
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,8 +47,10 @@ from strands.types.session import SessionAgent, SessionMessage
 
 from . import _codec as codec
 from . import _compat
+from ._client_options import check_client_options
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
 from ._runtime import running_loop
+from ._sync_client import SyncClientSource
 from ._types import Document
 from ._validation import validate_id
 from .audit import redaction_record, summary_update
@@ -63,6 +66,7 @@ from .errors import (
 from .guardrails import GUARDRAIL_STOP_REASONS
 from .hooks import Hook, call_with_hook, flush_session, flush_session_async
 from .repository import AsyncMongoDBSessionRepository
+from .sync_repository import MongoDBSessionRepository
 from .usage import INVOCATION_FIELD, UsageTracker
 
 if TYPE_CHECKING:
@@ -95,6 +99,8 @@ class _AgentTracking:
     pending_create: bool = False
     # The stored record's version this manager last saw or wrote (optimistic concurrency).
     version: int = 0
+    # The configuration (model id, system prompt) last read or written; None until known.
+    config: Document | None = None
 
     @property
     def next_message_id(self) -> int:
@@ -121,6 +127,11 @@ class MongoDBSessionManager(SessionManager):
     seconds after its last activity; activity pushes the expiry back at most once per
     ``touch_after`` seconds. A manager whose session expired meanwhile raises
     :class:`SessionExpiredError` instead of writing.
+
+    ``application_name`` is a label stored on the session when it is created (and indexed);
+    ``isolate_application=True`` additionally hides sessions stored under another name or none.
+    ``metadataHook=`` / ``feedbackHook=`` are deprecated spellings of the hook arguments. Any other
+    keyword must be a MongoDB client option: an unknown one raises :class:`InvalidInputError` here.
     """
 
     def __init__(
@@ -136,12 +147,18 @@ class MongoDBSessionManager(SessionManager):
         application_name: str | None = None,
         *,
         repository: AsyncMongoDBSessionRepository | None = None,
+        isolate_application: bool = False,
         ensure_indexes: bool = True,
         ttl_seconds: int | None = None,
         touch_after: int | None = None,
+        sync_client: SyncClientSource | None = None,
         **kwargs: Any,
     ) -> None:
+        metadata_hook = _renamed_argument(kwargs, "metadataHook", "metadata_hook", metadata_hook)
+        feedback_hook = _renamed_argument(kwargs, "feedbackHook", "feedback_hook", feedback_hook)
         self.session_id = validate_id(session_id, "session")
+        check_client_options(kwargs)
+        owns_sync_client = False
         if repository is None:
             repository = AsyncMongoDBSessionRepository(
                 connection_string,
@@ -150,16 +167,30 @@ class MongoDBSessionManager(SessionManager):
                 client,
                 metadata_fields,
                 application_name,
+                isolate_application=isolate_application,
                 ensure_indexes=ensure_indexes,
                 ttl_seconds=ttl_seconds,
                 touch_after=touch_after,
                 **kwargs,
             )
             self._owns_repository = True
+            if sync_client is None:
+                sync_client = SyncClientSource.for_arguments(connection_string, client, kwargs)
+                owns_sync_client = True
         else:
-            if ttl_seconds is not None or touch_after is not None:
-                raise InvalidInputError("ttl_seconds and touch_after belong to the repository when one is given")
+            if ttl_seconds is not None or touch_after is not None or isolate_application:
+                raise InvalidInputError(
+                    "ttl_seconds, touch_after and isolate_application belong to the repository when one is given"
+                )
+            if kwargs:
+                raise InvalidInputError(f"client options {sorted(kwargs)} belong to the repository when one is given")
             self._owns_repository = False
+        if sync_client is None:
+            sync_client = SyncClientSource(unavailable="this manager was built on a repository without one")
+        self._owns_sync_client = owns_sync_client
+        self._sync_client = sync_client
+        self._session_repository: MongoDBSessionRepository | None = None
+        self._restored_configs: dict[str, Document] = {}
         self.repository = repository
         self.metadata_hook = metadata_hook
         self.feedback_hook = feedback_hook
@@ -214,7 +245,29 @@ class MongoDBSessionManager(SessionManager):
                 logger.debug("session_id=<%s> | created session", self.session_id)
         return self._session_document
 
+    @property
+    def session_repository(self) -> MongoDBSessionRepository:
+        """A blocking repository over this manager's storage, as the earlier library exposed it.
+
+        Its ``client``, ``database`` and ``collection`` (the sessions collection) are blocking PyMongo
+        objects for direct queries: the ``MongoClient`` this manager was given, or one created from the
+        connection string on first access (closed with the manager or factory that owns it).
+
+        The earlier library created the session when the manager was built, and code that queries the
+        collection directly relies on that: the first access loads the session, creating it if missing
+        (one round trip; skipped on the event loop an async client passed in is bound to).
+        """
+        if self._session_repository is None:
+            if self._session_document is None and not self.repository.runtime.is_home_loop(running_loop()):
+                self.load(messages=False)
+            self._session_repository = MongoDBSessionRepository.wrapping(self.repository, self._sync_client)
+        return self._session_repository
+
     # -- loading ----------------------------------------------------------------------------------
+
+    def load(self, *, messages: bool = True) -> None:
+        """Blocking :meth:`load_async`."""
+        self._run_blocking(functools.partial(self.load_async, messages=messages))
 
     async def load_async(self, *, messages: bool = True) -> None:
         """Fetch the session (creating it if missing) and, if asked, its agents' messages, so that
@@ -302,14 +355,16 @@ class MongoDBSessionManager(SessionManager):
 
     async def _create_agent(self, agent: LocalAgent, messages: list[Message] | None = None) -> None:
         session_agent = SessionAgent.from_agent(agent)
-        await self.repository.create_agent(self.session_id, session_agent)
+        config = _agent_config(agent)
+        await self.repository.create_agent(self.session_id, session_agent, config=config)
         initial = agent.messages if messages is None else messages
         existing = [SessionMessage.from_message(message, index) for index, message in enumerate(initial)]
         await self.repository.create_messages(self.session_id, agent.agent_id, existing, session_verified=True)
         tracking = _AgentTracking(agent, latest=existing[-1] if existing else None, held=existing)
         tracking.synced = _sync_marker(agent)
+        tracking.config = config
         self._agents[agent.agent_id] = tracking
-        self._remember_agent_record(codec.agent_record(session_agent))
+        self._remember_agent_record({**codec.agent_record(session_agent), **config})
 
     async def _reload_agent_record(self, agent_id: str) -> Document:
         document, _ = await self.repository.load_session(self.session_id, create=False)
@@ -354,6 +409,7 @@ class MongoDBSessionManager(SessionManager):
         session_agent = codec.agent_from_record(record)
         agent.state = AgentState(session_agent.state)
         session_agent.initialize_internal_state(agent)
+        self._restored_configs[agent.agent_id] = _stored_config(record)
         if not isinstance(agent, Agent):
             return 0, []
         prepend = agent.conversation_manager.restore_from_session(session_agent.conversation_manager_state) or []
@@ -487,10 +543,17 @@ class MongoDBSessionManager(SessionManager):
                 return
 
     def sync_agent(self, agent: LocalAgent, **kwargs: Any) -> None:
-        """Write the agent's state if it changed since the last write (else no I/O)."""
+        """Write the agent's state, and its model id and system prompt, if they changed since the last
+        write (else no I/O). An agent this manager has not initialized is recorded in the session."""
         self._check_open()
-        tracking = self._tracking(agent)
-        if not tracking.pending_create and tracking.synced is not None and _sync_marker(agent) == tracking.synced:
+        tracking = self._agents.get(validate_id(agent.agent_id, "agent"))
+        if (
+            tracking is not None
+            and not tracking.pending_create
+            and tracking.synced is not None
+            and _sync_marker(agent) == tracking.synced
+            and not self._config_changes(agent, tracking)
+        ):
             _prune_held(tracking)
             return
         self._run_blocking_or_defer(self.sync_agent_async, agent)
@@ -499,17 +562,44 @@ class MongoDBSessionManager(SessionManager):
         """Awaitable :meth:`sync_agent`."""
         self._check_open()
         await self._flush_deferred()
+        if validate_id(agent.agent_id, "agent") not in self._agents:
+            await self._adopt_agent(agent)
         tracking = await self._tracking_for_write(agent)
         _prune_held(tracking)
         marker = _sync_marker(agent)
-        if tracking.synced is not None and marker == tracking.synced:
+        if tracking.synced is None or marker != tracking.synced:
+            await self._keep_alive()
+            new_version = await self.repository.update_agent_versioned(
+                self.session_id, SessionAgent.from_agent(agent), tracking.version
+            )
+            tracking.version = new_version if new_version is not None else tracking.version + 1
+            tracking.synced = copy.deepcopy(marker)
+        changes = self._config_changes(agent, tracking)
+        if changes:
+            await self.repository.set_agent_config(self.session_id, agent.agent_id, changes)
+            tracking.config = {**(tracking.config or {}), **changes}
+
+    def _config_changes(self, agent: LocalAgent, tracking: _AgentTracking) -> Document:
+        """The agent's model id / system prompt values that differ from the stored ones."""
+        if tracking.config is None:
+            tracking.config = self._restored_configs.pop(agent.agent_id, {})
+        stored = tracking.config
+        return {name: value for name, value in _agent_config(agent).items() if stored.get(name) != value}
+
+    async def _adopt_agent(self, agent: LocalAgent) -> None:
+        """Record an agent synced without having been initialized here (the earlier library's
+        ``sync_agent`` did): create its record, or take over the stored one without restoring it."""
+        await self._session()
+        try:
+            await self._create_agent(agent)
             return
-        await self._keep_alive()
-        new_version = await self.repository.update_agent_versioned(
-            self.session_id, SessionAgent.from_agent(agent), tracking.version
-        )
-        tracking.version = new_version if new_version is not None else tracking.version + 1
-        tracking.synced = copy.deepcopy(marker)
+        except AlreadyExistsError:
+            record = await self._reload_agent_record(agent.agent_id)
+        last = await self.repository.last_message_id(self.session_id, agent.agent_id, session_verified=True)
+        tracking = _AgentTracking(agent, version=_version(record), config=_stored_config(record))
+        if last is not None:
+            tracking.latest = SessionMessage({"role": "user", "content": []}, last)
+        self._agents[agent.agent_id] = tracking
 
     # -- multi-agent ------------------------------------------------------------------------------
 
@@ -641,7 +731,8 @@ class MongoDBSessionManager(SessionManager):
         await self.repository.update_metadata(self.session_id, metadata)
 
     def get_metadata(self) -> Document:
-        """The session's metadata as a plain dict."""
+        """``{"_id": session_id, "metadata": {...}}``, as the earlier library returned it (the metadata
+        is empty while the session has none or does not exist yet)."""
         return self._run_blocking(self.get_metadata_async)
 
     async def get_metadata_async(self) -> Document:
@@ -657,7 +748,8 @@ class MongoDBSessionManager(SessionManager):
         return result
 
     async def _get_metadata(self) -> Document:
-        return await self.repository.get_metadata(self.session_id)
+        stored = await self.repository.get_metadata(self.session_id)
+        return stored if stored is not None else {"_id": self.session_id, "metadata": {}}
 
     def delete_metadata(self, keys: Sequence[str]) -> None:
         """Remove metadata keys."""
@@ -680,7 +772,8 @@ class MongoDBSessionManager(SessionManager):
         await self.repository.delete_metadata(self.session_id, keys)
 
     def get_metadata_tool(self) -> AgentTool:
-        """A Strands tool through which the agent reads, updates and deletes this session's metadata."""
+        """The ``manage_metadata`` tool (actions ``get``, ``set``/``update``, ``delete``; ``keys`` filters a
+        ``get``), bound to this session. It returns a result string; user code may call it directly."""
         from .metadata_tool import metadata_tool
 
         return metadata_tool(self)
@@ -701,10 +794,14 @@ class MongoDBSessionManager(SessionManager):
             self._add_feedback,
             self.repository.runtime.blocking(self._add_feedback),
             feedback,
+            session_manager=self,
             feedback=feedback,
         )
 
-    async def _add_feedback(self, feedback: Mapping[str, Any]) -> None:
+    async def _add_feedback(
+        self, feedback: Mapping[str, Any], session_manager: MongoDBSessionManager | None = None
+    ) -> None:
+        # ``session_manager`` is accepted so that a hook may forward all its keyword arguments.
         await self._keep_alive()
         await self.repository.add_feedback(self.session_id, feedback)
 
@@ -717,17 +814,17 @@ class MongoDBSessionManager(SessionManager):
         self._check_open()
         return await self.repository.get_feedbacks(self.session_id)
 
-    # -- inspection -------------------------------------------------------------------------------
+    # -- inspection and agent configuration ------------------------------------------------------
 
-    def list_agents(self) -> list[str]:
-        """Ids of the agents stored in this session."""
+    def list_agents(self) -> list[Document]:
+        """``[{"agent_id", "model", "system_prompt", "prompt_metadata"}, ...]`` for the session's agents."""
         return self._run_blocking(self.list_agents_async)
 
-    async def list_agents_async(self) -> list[str]:
+    async def list_agents_async(self) -> list[Document]:
         """Awaitable :meth:`list_agents`."""
         self._check_open()
-        document, _ = await self.repository.load_session(self.session_id, create=False)
-        return [record["agent_id"] for record in (document or {}).get("agents") or ()]
+        records = await self.repository.read_agent_records(self.session_id)
+        return [_agent_config_view(record) for record in records or ()]
 
     def get_message_count(self, agent_id: str) -> int:
         """How many messages are stored for ``agent_id``."""
@@ -739,14 +836,81 @@ class MongoDBSessionManager(SessionManager):
         return await self.repository.count_messages(self.session_id, agent_id)
 
     def get_agent_config(self, agent_id: str) -> Document | None:
-        """The stored record of ``agent_id`` (state, conversation-manager state, timestamps), or None."""
+        """``{"agent_id", "model", "system_prompt", "prompt_metadata"}`` of ``agent_id``, or None."""
         return self._run_blocking(self.get_agent_config_async, agent_id)
 
     async def get_agent_config_async(self, agent_id: str) -> Document | None:
         """Awaitable :meth:`get_agent_config`."""
         self._check_open()
-        agent = await self.repository.read_agent(self.session_id, agent_id)
-        return None if agent is None else codec.agent_record(agent)
+        records = await self.repository.read_agent_records(self.session_id, validate_id(agent_id, "agent"))
+        record = codec.find_record(records, "agent_id", agent_id)
+        return None if record is None else _agent_config_view(record)
+
+    def update_agent_config(
+        self,
+        agent_id: str,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        prompt_metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Set the stored model id, system prompt and/or prompt metadata of ``agent_id`` (None leaves a
+        field alone). Raises :class:`NotFoundError` if the agent is not stored."""
+        self._run_blocking(self.update_agent_config_async, agent_id, model, system_prompt, prompt_metadata)
+
+    async def update_agent_config_async(
+        self,
+        agent_id: str,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        prompt_metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Awaitable :meth:`update_agent_config`."""
+        self._check_open()
+        if prompt_metadata is not None and not isinstance(prompt_metadata, Mapping):
+            raise InvalidInputError(f"prompt_metadata must be a dict, got {type(prompt_metadata).__name__}")
+        given = {"model": model, "system_prompt": system_prompt, "prompt_metadata": prompt_metadata}
+        config = {name: value for name, value in given.items() if value is not None}
+        if prompt_metadata is not None:
+            config["prompt_metadata"] = dict(prompt_metadata)
+        if not config:
+            return
+        await self._session()  # a session stored by the original manager is migrated first
+        await self._keep_alive()
+        await self.repository.set_agent_config(self.session_id, agent_id, config)
+        tracking = self._agents.get(agent_id)
+        if tracking is not None and tracking.config is not None:
+            tracking.config = {**tracking.config, **config}
+
+    def set_prompt_metadata(self, agent_id: str, prompt_metadata: Mapping[str, Any]) -> None:
+        """Store prompt lineage for ``agent_id`` (``prompt_id``, ``prompt_name``, ``prompt_version``,
+        ``deployment_id``, ``deployment_name``, ``temperature``...), replacing earlier prompt metadata."""
+        self._run_blocking(self.set_prompt_metadata_async, agent_id, prompt_metadata)
+
+    async def set_prompt_metadata_async(self, agent_id: str, prompt_metadata: Mapping[str, Any]) -> None:
+        """Awaitable :meth:`set_prompt_metadata`."""
+        if not isinstance(prompt_metadata, Mapping):
+            raise InvalidInputError(f"prompt_metadata must be a dict, got {type(prompt_metadata).__name__}")
+        await self.update_agent_config_async(agent_id, prompt_metadata=prompt_metadata)
+
+    def get_application_name(self) -> str | None:
+        """The application name the session was created with (or, before it exists, the one it will get)."""
+        return self._run_blocking(self.get_application_name_async)
+
+    async def get_application_name_async(self) -> str | None:
+        """Awaitable :meth:`get_application_name`."""
+        self._check_open()
+        document = await self.repository.read_session_fields(self.session_id, ["application_name"])
+        return self.repository.application_name if document is None else document.get("application_name")
+
+    def get_session_viewer_password(self) -> str | None:
+        """Legacy: the random token the earlier library generated for its session viewer when the session
+        was created; None while the session does not exist. Treat it as a secret (it is never logged)."""
+        return self._run_blocking(self.get_session_viewer_password_async)
+
+    async def get_session_viewer_password_async(self) -> str | None:
+        """Awaitable :meth:`get_session_viewer_password`."""
+        self._check_open()
+        return await self.repository.get_session_viewer_password(self.session_id)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -758,6 +922,8 @@ class MongoDBSessionManager(SessionManager):
         # This session's pending AWS notifications go out (or are reported) before the client closes.
         flush_session((self.metadata_hook, self.feedback_hook), self.session_id)
         self._closed = True
+        if self._owns_sync_client:
+            self._sync_client.close()
         self.repository.runtime.close()
 
     async def close_async(self) -> None:
@@ -767,10 +933,92 @@ class MongoDBSessionManager(SessionManager):
             return
         await flush_session_async((self.metadata_hook, self.feedback_hook), self.session_id)
         self._closed = True
+        if self._owns_sync_client:
+            self._sync_client.close()
         await self.repository.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(session_id={self.session_id!r}, repository={self.repository!r})"
+
+
+def _renamed_argument(kwargs: dict[str, Any], old: str, new: str, value: Any) -> Any:
+    """Take the deprecated spelling ``old`` out of ``kwargs`` (warning), unless ``new`` was given too."""
+    if old not in kwargs:
+        return value
+    warnings.warn(f"{old}= is deprecated, use {new}=", DeprecationWarning, stacklevel=3)
+    legacy = kwargs.pop(old)
+    return value if value is not None else legacy
+
+
+def _model_id(agent: LocalAgent) -> str | None:
+    """The agent's model identifier: its configured ``model_id``, else the model class name."""
+    model = getattr(agent, "model", None)
+    if not model:
+        return None
+    config = getattr(model, "config", None)
+    if not isinstance(config, Mapping):
+        get_config = getattr(model, "get_config", None)
+        config = get_config() if callable(get_config) else None
+    if isinstance(config, Mapping) and isinstance(config.get("model_id"), str) and config["model_id"]:
+        return str(config["model_id"])
+    model_id = getattr(model, "model_id", None)
+    return model_id if isinstance(model_id, str) and model_id else type(model).__name__
+
+
+def _agent_config(agent: LocalAgent) -> Document:
+    """What the manager records of an agent's configuration: model id and system prompt, when set."""
+    config: Document = {}
+    model_id = _model_id(agent)
+    if model_id:
+        config["model"] = model_id
+    system_prompt = getattr(agent, "system_prompt", None)
+    if system_prompt and isinstance(system_prompt, (str, list)):
+        config["system_prompt"] = system_prompt
+    return config
+
+
+def _stored_config(record: Document) -> Document:
+    return {name: record[name] for name in ("model", "system_prompt") if record.get(name) is not None}
+
+
+def _agent_config_view(record: Document) -> Document:
+    """An agent record in the earlier library's ``list_agents`` / ``get_agent_config`` shape."""
+    return {"agent_id": record["agent_id"], **{name: record.get(name) for name in codec.AGENT_CONFIG_FIELDS}}
+
+
+def create_mongodb_session_manager(
+    session_id: str,
+    connection_string: str | None = None,
+    database_name: str = DEFAULT_DATABASE_NAME,
+    collection_name: str = DEFAULT_COLLECTION_NAME,
+    client: Any = None,
+    application_name: str | None = None,
+    **kwargs: Any,
+) -> MongoDBSessionManager:
+    """A standalone :class:`MongoDBSessionManager`, the earlier library's convenience entry point.
+
+    As there, the session exists when this returns (it is read, or created, in one round trip),
+    except when called on the event loop an async client passed in is bound to: the session is then
+    created on first use. ``kwargs`` go to :class:`MongoDBSessionManager`. For many sessions, prefer a
+    :class:`MongoDBSessionManagerFactory`, which shares one client.
+    """
+    manager = MongoDBSessionManager(
+        session_id,
+        connection_string,
+        database_name,
+        collection_name,
+        client,
+        application_name=application_name,
+        **kwargs,
+    )
+    try:
+        manager.load(messages=False)
+    except WrongLoopError:
+        logger.debug("session_id=<%s> | on the client's own loop: the session is created on first use", session_id)
+    except BaseException:
+        manager.close()
+        raise
+    return manager
 
 
 def _version(record: Document) -> int:
@@ -805,7 +1053,7 @@ def _prune_held(tracking: _AgentTracking) -> None:
     ]
 
 
-__all__ = ["MongoDBSessionManager"]
+__all__ = ["MongoDBSessionManager", "create_mongodb_session_manager"]
 
 if TYPE_CHECKING:
     _check: type[SessionManager[Agent]] = MongoDBSessionManager

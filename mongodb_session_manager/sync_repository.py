@@ -6,6 +6,7 @@ client's home loop and blocks the calling thread until it is done.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -14,16 +15,32 @@ from strands.session.session_repository import SessionRepository
 from strands.types.session import Session, SessionAgent, SessionMessage
 
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
+from ._sync_client import SyncClientSource
 from .repository import AsyncMongoDBSessionRepository
 
 if TYPE_CHECKING:
+    from pymongo import MongoClient
+    from pymongo.collection import Collection
+    from pymongo.database import Database
     from strands.multiagent.base import MultiAgentBase
 
 T = TypeVar("T")
 
+# The core's own keyword-only options (``ensure_indexes``, ``ttl_seconds``, ...): not client options.
+_CORE_KEYWORDS = frozenset(
+    name
+    for name, parameter in inspect.signature(AsyncMongoDBSessionRepository.__init__).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+)
+
 
 class MongoDBSessionRepository(SessionRepository):
-    """Strands ``SessionRepository`` on MongoDB (blocking). Same arguments as the async core."""
+    """Strands ``SessionRepository`` on MongoDB (blocking). Same arguments as the async core.
+
+    ``client``, ``database`` and ``collection`` (the sessions collection) are blocking PyMongo objects
+    for code that queries MongoDB directly, as the earlier library allowed: the ``MongoClient`` that
+    was passed in, or one created from the connection string on first access.
+    """
 
     def __init__(
         self,
@@ -38,6 +55,39 @@ class MongoDBSessionRepository(SessionRepository):
         self.core = AsyncMongoDBSessionRepository(
             connection_string, database_name, collection_name, client, metadata_fields, application_name, **kwargs
         )
+        client_kwargs = {name: value for name, value in kwargs.items() if name not in _CORE_KEYWORDS}
+        self._sync_client = SyncClientSource.for_arguments(connection_string, client, client_kwargs)
+        self._owns_core = True
+
+    @classmethod
+    def wrapping(cls, core: AsyncMongoDBSessionRepository, sync_client: SyncClientSource) -> MongoDBSessionRepository:
+        """A blocking view of ``core`` that owns neither it nor ``sync_client`` (:meth:`close` is a no-op)."""
+        return _RepositoryView(core, sync_client)
+
+    @property
+    def client(self) -> MongoClient[Any]:
+        """The blocking ``pymongo.MongoClient``."""
+        return self._sync_client.get()
+
+    @property
+    def database(self) -> Database[Any]:
+        """The database holding the sessions (blocking PyMongo)."""
+        return self.client[self.core.database_name]
+
+    @property
+    def collection(self) -> Collection[Any]:
+        """The sessions collection (blocking PyMongo)."""
+        return self.database[self.core.collection_name]
+
+    @property
+    def metadata_fields(self) -> list[str]:
+        """The indexed metadata keys."""
+        return list(self.core.metadata_fields)
+
+    @property
+    def application_name(self) -> str | None:
+        """The application name stored on sessions this repository creates."""
+        return self.core.application_name
 
     def _call(self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         return self.core.runtime.run_blocking(function, *args, **kwargs)
@@ -61,9 +111,11 @@ class MongoDBSessionRepository(SessionRepository):
         :meth:`AsyncMongoDBSessionRepository.touch_session`."""
         return self._call(self.core.touch_session, session_id, generation=generation, known_expiry=known_expiry)
 
-    def create_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
-        """Add an agent to the session."""
-        self._call(self.core.create_agent, session_id, session_agent)
+    def create_agent(
+        self, session_id: str, session_agent: SessionAgent, *, config: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        """Add an agent to the session (with configuration fields, see :meth:`set_agent_config`)."""
+        self._call(self.core.create_agent, session_id, session_agent, config=config)
 
     def read_agent(self, session_id: str, agent_id: str, **kwargs: Any) -> SessionAgent | None:
         """The agent, or None."""
@@ -115,9 +167,30 @@ class MongoDBSessionRepository(SessionRepository):
         """Merge keys into the session's metadata (creating the session if needed)."""
         self._call(self.core.update_metadata, session_id, metadata)
 
-    def get_metadata(self, session_id: str) -> dict[str, Any]:
-        """The session's metadata."""
+    def get_metadata(self, session_id: str) -> dict[str, Any] | None:
+        """``{"_id": session_id, "metadata": {...}}``, or None if the session does not exist."""
         return self._call(self.core.get_metadata, session_id)
+
+    def read_session_fields(self, session_id: str, names: Sequence[str]) -> dict[str, Any] | None:
+        """The named top-level fields of the session document (with ``_id``), or None."""
+        return self._call(self.core.read_session_fields, session_id, names)
+
+    def read_agent_records(self, session_id: str, agent_id: str | None = None) -> list[dict[str, Any]] | None:
+        """The stored agent records (configuration fields included), or only ``agent_id``'s; None if the
+        session does not exist."""
+        return self._call(self.core.read_agent_records, session_id, agent_id)
+
+    def set_agent_config(self, session_id: str, agent_id: str, config: Mapping[str, Any]) -> None:
+        """Set configuration fields (``model``, ``system_prompt``, ``prompt_metadata``) of a stored agent."""
+        self._call(self.core.set_agent_config, session_id, agent_id, config)
+
+    def get_session_viewer_password(self, session_id: str) -> str | None:
+        """The session's legacy viewer token, or None."""
+        return self._call(self.core.get_session_viewer_password, session_id)
+
+    def get_application_name(self, session_id: str) -> str | None:
+        """The application name the session was created with, or None."""
+        return self._call(self.core.get_application_name, session_id)
 
     def delete_metadata(self, session_id: str, keys: Sequence[str]) -> None:
         """Remove metadata keys."""
@@ -132,7 +205,10 @@ class MongoDBSessionRepository(SessionRepository):
         return self._call(self.core.get_feedbacks, session_id)
 
     def close(self) -> None:
-        """Close the client if this repository created it. Idempotent."""
+        """Close the clients if this repository created them. Idempotent."""
+        if not self._owns_core:
+            return
+        self._sync_client.close()
         if self.core.owns_runtime:
             self.core.runtime.close()
 
@@ -144,3 +220,12 @@ class MongoDBSessionRepository(SessionRepository):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.core!r})"
+
+
+class _RepositoryView(MongoDBSessionRepository):
+    """:meth:`MongoDBSessionRepository.wrapping`: the blocking view of a core someone else owns."""
+
+    def __init__(self, core: AsyncMongoDBSessionRepository, sync_client: SyncClientSource) -> None:
+        self.core = core
+        self._sync_client = sync_client
+        self._owns_core = False

@@ -1,4 +1,4 @@
-"""``MongoDBConnectionPool``: the process-wide default shared client (compat-api.md, pool section)."""
+"""``MongoDBConnectionPool``: the process-wide shared blocking client (compat-api.md, pool section)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import MongoClient
 from support import with_options
 
-from mongodb_session_manager import MongoDBConnectionPool, MongoDBSessionManagerFactory
+from mongodb_session_manager import MongoDBConnectionPool, MongoDBSessionError, MongoDBSessionManagerFactory
 
 
 def free_port() -> int:
@@ -61,19 +61,17 @@ def test_lifecycle_initialize_get_client_stats_health_close(mongodb_uri: str) ->
     assert MongoDBConnectionPool.health_check() is False
 
     client = MongoDBConnectionPool.initialize(mongodb_uri)
-    assert isinstance(client, AsyncMongoClient)
+    assert isinstance(client, MongoClient)
     assert MongoDBConnectionPool.get_client() is client
+    assert MongoDBConnectionPool() is MongoDBConnectionPool()  # a singleton, as the earlier library documented
     assert MongoDBConnectionPool.health_check() is True
+    assert client["pool-test"]["c"].insert_one({"x": 1}).acknowledged  # a plain, usable sync client
 
     stats = MongoDBConnectionPool.get_pool_stats()
-    assert stats["status"] == "initialized"
-    assert stats["connection_string"] == mongodb_uri
+    assert set(stats) == {"status", "server_version", "pool_config"}
+    assert stats["status"] == "connected"
+    assert isinstance(stats["server_version"], str)
     assert stats["pool_config"] == {"maxPoolSize": 100, "minPoolSize": 10}
-    counters = stats["pool_stats"]
-    assert set(counters) == {"open", "in_use", "waiting", "created", "closed", "checkout_failures"}
-    assert counters["created"] >= 1  # the ping above needed a pooled connection
-    assert counters["in_use"] == 0
-    assert counters["checkout_failures"] == 0
 
     # Initializing again with the same settings hands back the same shared client.
     assert MongoDBConnectionPool.initialize(mongodb_uri) is client
@@ -85,13 +83,14 @@ def test_lifecycle_initialize_get_client_stats_health_close(mongodb_uri: str) ->
     MongoDBConnectionPool.close()  # idempotent
 
 
-def test_health_check_is_false_for_an_unreachable_server_and_never_raises() -> None:
+def test_initialize_against_an_unreachable_server_raises_a_typed_error_and_keeps_nothing() -> None:
     with closing_unreachable_pool():
-        MongoDBConnectionPool.initialize(f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=200")
+        with pytest.raises(MongoDBSessionError, match="could not connect"):
+            MongoDBConnectionPool.initialize(f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=200")
+        assert MongoDBConnectionPool.get_client() is None
         assert MongoDBConnectionPool.health_check() is False
-        # A timeout shorter than server selection: still a plain False.
         assert MongoDBConnectionPool.health_check(timeout_ms=50) is False
-        assert MongoDBConnectionPool.get_pool_stats()["status"] == "initialized"
+        assert MongoDBConnectionPool.get_pool_stats() == {"status": "not_initialized"}
 
 
 def test_health_check_is_true_for_the_test_server(mongodb_uri: str) -> None:
@@ -113,7 +112,6 @@ def test_concurrent_initialize_from_16_threads_yields_one_client(mongodb_uri: st
     assert len({id(client) for client in clients}) == 1
     assert MongoDBConnectionPool.get_client() is clients[0]
     assert MongoDBConnectionPool.health_check() is True
-    # The 15 replaced default leases were released without closing the client the 16th still holds.
     MongoDBConnectionPool.close()
     assert MongoDBConnectionPool.get_client() is None
 
@@ -161,7 +159,7 @@ def test_different_settings_give_different_clients(mongodb_uri: str) -> None:
     first = MongoDBConnectionPool.initialize(mongodb_uri, maxPoolSize=7)
     second = MongoDBConnectionPool.initialize(mongodb_uri, maxPoolSize=8)
     assert first is not second
-    assert MongoDBConnectionPool.get_client() is second
+    assert MongoDBConnectionPool.get_client() is second  # the first one was closed and replaced
     assert pool_options(second).max_pool_size == 8
     assert MongoDBConnectionPool.health_check() is True
 
@@ -175,19 +173,46 @@ def test_closing_the_pool_does_not_close_a_client_a_factory_uses(mongodb_uri: st
         MongoDBConnectionPool.close()
         assert MongoDBConnectionPool.get_client() is None
         manager.update_metadata({"step": 2})
-        assert manager.get_metadata() == {"step": 2}
+        assert manager.get_metadata()["metadata"] == {"step": 2}
         assert factory.get_connection_stats()["status"] == "connected"
     finally:
         factory.close()
 
 
-def test_pool_stats_mask_the_password() -> None:
-    # No server needed: the stats make no round trip.
-    with closing_unreachable_pool():
+def test_a_failed_initialize_masks_the_password() -> None:
+    with closing_unreachable_pool(), pytest.raises(MongoDBSessionError) as raised:
         MongoDBConnectionPool.initialize(
             f"mongodb://someone:pa55word@127.0.0.1:{free_port()}/?authSource=admin&serverSelectionTimeoutMS=200"
         )
+    assert "pa55word" not in str(raised.value)
+    assert "mongodb://someone:***@127.0.0.1:" in str(raised.value)
+
+
+def test_unknown_client_options_are_refused_before_connecting(mongodb_uri: str) -> None:
+    with pytest.raises(MongoDBSessionError, match="maxPoolSise"):
+        MongoDBConnectionPool.initialize(mongodb_uri, maxPoolSise=5)
+    assert MongoDBConnectionPool.get_client() is None
+
+
+def test_the_class_api_reports_the_latest_factory_client_until_initialized(mongodb_uri: str, db_name: str) -> None:
+    # The earlier library's factories used this pool; health checks written for it keep working.
+    factory = MongoDBSessionManagerFactory(connection_string=mongodb_uri, database_name=db_name)
+    try:
+        client = MongoDBConnectionPool.get_client()
+        assert isinstance(client, MongoClient)
+        assert client is factory.create_session_manager("x").session_repository.client
         stats = MongoDBConnectionPool.get_pool_stats()
-        assert "pa55word" not in repr(stats)
-        assert stats["connection_string"].startswith("mongodb://someone:***@127.0.0.1:")
-        assert MongoDBConnectionPool.health_check() is False
+        assert stats["status"] == "connected"
+        assert stats["pool_config"] == {"maxPoolSize": 100, "minPoolSize": 10}
+        assert MongoDBConnectionPool.health_check() is True
+
+        MongoDBConnectionPool.close()  # stops reporting it, leaves the factory working
+        assert MongoDBConnectionPool.get_client() is None
+        factory.create_session_manager("still-works").update_metadata({"ok": True})
+    finally:
+        factory.close()
+
+    other = MongoDBSessionManagerFactory(connection_string=mongodb_uri, database_name=db_name)
+    other.close()
+    assert MongoDBConnectionPool.get_client() is None
+    assert MongoDBConnectionPool.get_pool_stats() == {"status": "not_initialized"}

@@ -53,7 +53,7 @@ def test_a_thousand_managers_open_no_connection_and_create_indexes_once(mongodb_
         warm_up = factory.create_session_manager("warm-up")
         warm_up.update_metadata({"priority": "high"})
         warm_up.add_feedback({"rating": "up"})
-        assert warm_up.get_metadata() == {"priority": "high"}
+        assert warm_up.get_metadata()["metadata"] == {"priority": "high"}
 
         # The listener passed as a client option reached the client.
         assert listener.count("update") >= 1
@@ -73,7 +73,7 @@ def test_a_thousand_managers_open_no_connection_and_create_indexes_once(mongodb_
         for index, manager in enumerate(managers[::50]):
             manager.update_metadata({"priority": f"p{index}"})
             manager.add_feedback({"rating": index})
-            assert manager.get_metadata() == {"priority": f"p{index}"}
+            assert manager.get_metadata()["metadata"] == {"priority": f"p{index}"}
 
         stats = factory.get_connection_stats()
         assert stats["pool_stats"]["created"] == created
@@ -143,9 +143,10 @@ def test_per_manager_overrides_land_in_the_right_namespace(
         assert "metadata_status" not in index_names(other_db, "custom")
 
         # Each manager reads its own namespace back.
-        assert other_database.get_metadata() == {"status": "b"}
-        assert factory.create_session_manager("s-db").get_metadata() == {}
-        assert factory.create_session_manager("s-db", database_name=other_db).get_metadata() == {"status": "b"}
+        assert other_database.get_metadata()["metadata"] == {"status": "b"}
+        assert factory.create_session_manager("s-db").get_metadata()["metadata"] == {}
+        elsewhere = factory.create_session_manager("s-db", database_name=other_db)
+        assert elsewhere.get_metadata()["metadata"] == {"status": "b"}
     finally:
         factory.close()
 
@@ -159,7 +160,7 @@ def test_borrowed_sync_mongo_client(mongodb_uri: str, db_name: str) -> None:
         factory = MongoDBSessionManagerFactory(client=client, database_name=db_name, collection_name="sessions")
         manager = factory.create_session_manager("sync-client")
         manager.update_metadata({"kind": "sync"})
-        assert manager.get_metadata() == {"kind": "sync"}
+        assert manager.get_metadata()["metadata"] == {"kind": "sync"}
         manager.add_feedback({"rating": "up"})
         assert [feedback["rating"] for feedback in manager.get_feedbacks()] == ["up"]
         assert factory.get_connection_stats() == EXTERNAL
@@ -181,9 +182,9 @@ async def test_borrowed_async_mongo_client(mongodb_uri: str, db_name: str) -> No
         factory = MongoDBSessionManagerFactory(client=client, database_name=db_name, collection_name="sessions")
         manager = factory.create_session_manager("async-client")
         await manager.update_metadata_async({"kind": "async"})
-        assert await manager.get_metadata_async() == {"kind": "async"}
+        assert (await manager.get_metadata_async())["metadata"] == {"kind": "async"}
         await manager.delete_metadata_async(["kind"])
-        assert await manager.get_metadata_async() == {}
+        assert (await manager.get_metadata_async())["metadata"] == {}
         assert factory.get_connection_stats() == EXTERNAL
         factory.close()
         assert (await client.admin.command("ping"))["ok"] == 1
@@ -215,7 +216,7 @@ async def test_borrowed_motor_client(mongodb_uri: str, db_name: str) -> None:
         manager = factory.create_session_manager("motor-client")
         await manager.update_metadata_async({"kind": "motor", "nested": {"a": 1}})
         await manager.update_metadata_async({"nested": {"b": 2}})
-        assert await manager.get_metadata_async() == {"kind": "motor", "nested": {"a": 1, "b": 2}}
+        assert (await manager.get_metadata_async())["metadata"] == {"kind": "motor", "nested": {"a": 1, "b": 2}}
         await manager.add_feedback_async({"rating": "up"})
         assert len(await manager.get_feedbacks_async()) == 1
         assert factory.get_connection_stats() == EXTERNAL
@@ -248,7 +249,7 @@ def test_close_is_idempotent_and_use_after_close_raises_closed_error(mongodb_uri
 def test_factory_as_context_manager(mongodb_uri: str, db_name: str) -> None:
     with MongoDBSessionManagerFactory(connection_string=mongodb_uri, database_name=db_name) as factory:
         factory.create_session_manager("ctx").update_metadata({"ok": True})
-        assert factory.create_session_manager("ctx").get_metadata() == {"ok": True}
+        assert factory.create_session_manager("ctx").get_metadata()["metadata"] == {"ok": True}
     with pytest.raises(ClosedError):
         factory.create_session_manager("ctx")
 
@@ -269,11 +270,11 @@ async def test_async_factory(mongodb_uri: str, db_name: str, mongodb_client: Mon
         # preload fetched the session, creating it: it exists before any other call.
         assert mongodb_client[db_name]["sessions"].find_one({"_id": "preloaded"}) is not None
         await manager.update_metadata_async({"status": "active"})
-        assert await manager.get_metadata_async() == {"status": "active"}
+        assert (await manager.get_metadata_async())["metadata"] == {"status": "active"}
 
         lazy = await factory.create_session_manager("lazy")
         assert mongodb_client[db_name]["sessions"].find_one({"_id": "lazy"}) is None
-        assert await lazy.get_metadata_async() == {}
+        assert (await lazy.get_metadata_async())["metadata"] == {}
 
         stats = await factory.get_connection_stats()
         assert stats["status"] == "connected"
@@ -311,7 +312,7 @@ def test_credentials_never_leak(caplog: pytest.LogCaptureFixture) -> None:
         try:
             manager = factory.create_session_manager("secret-session")
             manager.update_metadata({"k": "v"})
-            assert manager.get_metadata() == {"k": "v"}
+            assert manager.get_metadata()["metadata"] == {"k": "v"}
             manager.add_feedback({"rating": "up"})
             assert len(manager.get_feedbacks()) == 1
             stats = factory.get_connection_stats()

@@ -846,12 +846,12 @@ async def test_ensure_indexes_false_sends_no_create_indexes(
 
 async def test_metadata_nested_merge_and_delete(repo: AsyncMongoDBSessionRepository) -> None:
     await repo.create_session(Session(session_id="s", session_type=SessionType.AGENT))
-    assert await repo.get_metadata("s") == {}
+    assert (await repo.get_metadata("s"))["metadata"] == {}
 
     await repo.update_metadata("s", {"customer": {"name": "Acme", "tier": "gold"}, "tags": ["a", "b"], "score": 1.5})
     await repo.update_metadata("s", {"customer": {"tier": "platinum", "address": {"city": "Köln"}}, "empty": {}})
 
-    assert await repo.get_metadata("s") == {
+    assert (await repo.get_metadata("s"))["metadata"] == {
         "customer": {"name": "Acme", "tier": "platinum", "address": {"city": "Köln"}},
         "tags": ["a", "b"],
         "score": 1.5,
@@ -859,14 +859,14 @@ async def test_metadata_nested_merge_and_delete(repo: AsyncMongoDBSessionReposit
     }
 
     await repo.delete_metadata("s", ["tags", "not-there"])
-    assert await repo.get_metadata("s") == {
+    assert (await repo.get_metadata("s"))["metadata"] == {
         "customer": {"name": "Acme", "tier": "platinum", "address": {"city": "Köln"}},
         "score": 1.5,
         "empty": {},
     }
     # Metadata does not leak into the Strands session type.
     assert await repo.read_session("s") is not None
-    assert await repo.get_metadata("missing") == {}
+    assert await repo.get_metadata("missing") is None
 
 
 async def test_update_metadata_creates_a_missing_session(repo: AsyncMongoDBSessionRepository) -> None:
@@ -875,7 +875,7 @@ async def test_update_metadata_creates_a_missing_session(repo: AsyncMongoDBSessi
     session = await repo.read_session("new")
     assert session is not None
     assert session.session_type is SessionType.AGENT
-    assert await repo.get_metadata("new") == {"k": "v"}
+    assert (await repo.get_metadata("new"))["metadata"] == {"k": "v"}
 
 
 @pytest.mark.parametrize("bad_key", ["$set", "a.b", "x\x00", ""])
@@ -900,7 +900,7 @@ async def test_invalid_metadata_keys_write_nothing(repo: AsyncMongoDBSessionRepo
         await repo.add_feedback("s", {"nested": {bad_key: 1}})
 
     assert snapshot(raw) == before
-    assert await repo.get_metadata("s") == {"keep": {"me": 1}}
+    assert (await repo.get_metadata("s"))["metadata"] == {"keep": {"me": 1}}
 
 
 async def test_feedback_oldest_first(repo: AsyncMongoDBSessionRepository, raw: Raw) -> None:
@@ -1015,12 +1015,9 @@ async def test_application_name_scopes_sessions(
     recorded: tuple[AsyncMongoClient[dict[str, Any]], CommandRecorder], raw: Raw, db_name: str
 ) -> None:
     client, _ = recorded
-    mine = AsyncMongoDBSessionRepository(
-        client=client, database_name=db_name, collection_name=COLLECTION, application_name="mine"
-    )
-    theirs = AsyncMongoDBSessionRepository(
-        client=client, database_name=db_name, collection_name=COLLECTION, application_name="theirs"
-    )
+    scope: dict[str, Any] = {"client": client, "database_name": db_name, "collection_name": COLLECTION}
+    mine = AsyncMongoDBSessionRepository(**scope, application_name="mine", isolate_application=True)
+    theirs = AsyncMongoDBSessionRepository(**scope, application_name="theirs", isolate_application=True)
     await mine.create_session(Session(session_id="s", session_type=SessionType.AGENT))
     await mine.create_message("s", "a", text_message("hi", 0))
 

@@ -287,7 +287,7 @@ def test_an_expired_session_is_invisible_before_the_ttl_monitor_runs(
     assert catalog.core.runtime.run_blocking(repository.list_messages, "s1", old.agent_id) == []
     assert catalog.core.runtime.run_blocking(repository.get_feedbacks, "s1") == []
     reader = factory.create_session_manager("s1")
-    assert reader.get_metadata() == {}
+    assert reader.get_metadata()["metadata"] == {}
     assert reader.get_message_count(old.agent_id) == 0
     assert reader.list_agents() == []
 

@@ -220,4 +220,4 @@ async def test_preloaded_manager_constructs_the_agent_without_any_command(mongod
         assert names.count("insert") == 2
         assert len(names) <= 3, names
         assert await manager.get_message_count_async("default") == 2
-        assert await manager.list_agents_async() == ["default"]
+        assert [agent["agent_id"] for agent in await manager.list_agents_async()] == ["default"]

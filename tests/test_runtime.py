@@ -41,7 +41,7 @@ def test_sync_api_from_16_threads_at_once(mongodb_uri: str, db_name: str) -> Non
             manager = factory.create_session_manager(f"thread-{worker}-{round_}")
             manager.update_metadata({"worker": worker, "round": round_})
             manager.update_metadata({"nested": {"thread": threading.get_ident()}})
-            results.append(manager.get_metadata())
+            results.append(manager.get_metadata()["metadata"])
         return results
 
     try:
@@ -52,7 +52,7 @@ def test_sync_api_from_16_threads_at_once(mongodb_uri: str, db_name: str) -> Non
             assert all(set(result) == {"worker", "round", "nested"} for result in results)
         # Every session stored exactly once.
         reader = factory.create_session_manager("thread-3-5")
-        assert reader.get_metadata()["worker"] == 3
+        assert reader.get_metadata()["metadata"]["worker"] == 3
     finally:
         factory.close()
 
@@ -64,12 +64,12 @@ async def test_sync_api_inside_a_running_event_loop(mongodb_uri: str, db_name: s
     try:
         manager = factory.create_session_manager("inside-loop")
         manager.update_metadata({"priority": "high"})
-        assert manager.get_metadata() == {"priority": "high"}
+        assert manager.get_metadata()["metadata"] == {"priority": "high"}
         manager.add_feedback({"rating": "up"})
         assert len(manager.get_feedbacks()) == 1
         assert factory.get_connection_stats()["status"] == "connected"
         # The awaitable twins work on the same manager from this loop too.
-        assert await manager.get_metadata_async() == {"priority": "high"}
+        assert (await manager.get_metadata_async())["metadata"] == {"priority": "high"}
     finally:
         factory.close()
 
@@ -88,9 +88,9 @@ async def test_blocking_call_on_the_clients_home_loop_raises_wrong_loop_error(mo
         with pytest.raises(WrongLoopError, match="update_metadata_async"):
             manager.update_metadata({"a": 1})
         # Nothing was written by the rejected call; the awaitable API works.
-        assert await manager.get_metadata_async() == {}
+        assert (await manager.get_metadata_async())["metadata"] == {}
         await manager.update_metadata_async({"a": 2})
-        assert await manager.get_metadata_async() == {"a": 2}
+        assert (await manager.get_metadata_async())["metadata"] == {"a": 2}
         factory.close()
 
         # The blocking repository names its awaitable twin too.
@@ -109,7 +109,7 @@ def test_a_forked_child_can_use_the_parents_factory(mongodb_uri: str, db_name: s
     try:
         parent = factory.create_session_manager("parent")
         parent.update_metadata({"who": "parent"})
-        assert parent.get_metadata() == {"who": "parent"}
+        assert parent.get_metadata()["metadata"] == {"who": "parent"}
 
         with warnings.catch_warnings():
             # Python 3.12+ warns about forking a multi-threaded process; that is what is tested here.
@@ -122,8 +122,8 @@ def test_a_forked_child_can_use_the_parents_factory(mongodb_uri: str, db_name: s
                 warnings.simplefilter("ignore", ResourceWarning)
                 child = factory.create_session_manager("child")
                 child.update_metadata({"who": "child", "pid": os.getpid()})
-                ok = child.get_metadata() == {"who": "child", "pid": os.getpid()}
-                ok = ok and parent.get_metadata() == {"who": "parent"}
+                ok = child.get_metadata()["metadata"] == {"who": "child", "pid": os.getpid()}
+                ok = ok and parent.get_metadata()["metadata"] == {"who": "parent"}
                 ok = ok and factory.get_connection_stats()["status"] == "connected"
                 factory.close()
                 code = 0 if ok else 2
@@ -137,8 +137,8 @@ def test_a_forked_child_can_use_the_parents_factory(mongodb_uri: str, db_name: s
         assert os.waitstatus_to_exitcode(status) == 0
 
         # The parent's client is untouched by the child.
-        assert parent.get_metadata() == {"who": "parent"}
-        child_seen = factory.create_session_manager("child").get_metadata()
+        assert parent.get_metadata()["metadata"] == {"who": "parent"}
+        child_seen = factory.create_session_manager("child").get_metadata()["metadata"]
         assert child_seen["who"] == "child"
         assert child_seen["pid"] == pid
     finally:
@@ -166,7 +166,7 @@ def test_closing_leaves_no_thread_loop_or_client_behind(
         for factory in (owned, borrowed):
             manager = factory.create_session_manager(f"cleanup-{secrets.token_hex(3)}", database_name=db_name)
             manager.update_metadata({"x": 1})
-            assert manager.get_metadata() == {"x": 1}
+            assert manager.get_metadata()["metadata"] == {"x": 1}
             manager.close()
         asyncio.run(use_async_factory())
         assert library_threads() - before, "the sync facade runs on library loop threads"
@@ -216,7 +216,7 @@ async def test_an_awaited_call_from_a_foreign_loop_does_not_block_it(
             while not call.done():
                 ticks += 1
                 await asyncio.sleep(0.002)
-            assert await call == {"v": 1}
+            assert (await call)["metadata"] == {"v": 1}
             # The server held the reply for 400 ms; this loop kept running meanwhile (a blocked loop would
             # have ticked once or twice).
             assert ticks >= 10, ticks

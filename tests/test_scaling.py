@@ -100,6 +100,6 @@ def test_read_and_write_concern_and_read_preference_reach_the_client(mongodb_uri
         assert client.read_preference.max_staleness == 120
         manager = factory.create_session_manager("concerns")
         manager.update_metadata({"ok": True})
-        assert manager.get_metadata() == {"ok": True}
+        assert manager.get_metadata()["metadata"] == {"ok": True}
     finally:
         factory.close()

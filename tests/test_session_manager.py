@@ -176,7 +176,7 @@ def test_two_agents_in_one_session_are_kept_apart(factory: MongoDBSessionManager
 
     assert [d["message"]["content"][0]["text"] for d in stored_messages(db, "pair", "a")] == ["hello a", "from a"]
     assert [d["message_id"] for d in stored_messages(db, "pair", "b")] == [0, 1, 2, 3]
-    assert sorted(manager.list_agents()) == ["a", "b"]
+    assert sorted(agent["agent_id"] for agent in manager.list_agents()) == ["a", "b"]
     assert manager.get_message_count("a") == 2
     assert manager.get_message_count("b") == 4
 
@@ -236,10 +236,9 @@ def test_agent_state_is_written_only_when_it_changed(
     agent.state.set("mood", "curious")
     agent("second")
     assert sorted(commands.take()) == ["insert", "insert", "update"]
-    config = manager.get_agent_config("default")
-    assert config is not None
-    assert config["state"] == {"mood": "curious"}
-    assert config["agent_id"] == "default"
+    stored = manager.repository.runtime.run_blocking(manager.repository.read_agent, "state", "default")
+    assert stored is not None
+    assert stored.state == {"mood": "curious"}
     commands.take()
 
     agent("third")
@@ -255,7 +254,7 @@ def test_metadata_update_get_delete_with_nested_merge(factory: MongoDBSessionMan
     manager.update_metadata({"priority": "high", "customer": {"tier": "gold", "region": "eu"}, "tags": ["a", "b"]})
     manager.update_metadata({"customer": {"tier": "platinum"}, "status": "open"})
 
-    metadata = manager.get_metadata()
+    metadata = manager.get_metadata()["metadata"]
     assert metadata["priority"] == "high"
     assert metadata == {
         "priority": "high",
@@ -265,15 +264,15 @@ def test_metadata_update_get_delete_with_nested_merge(factory: MongoDBSessionMan
     }
 
     manager.delete_metadata(["priority", "not-there"])
-    assert manager.get_metadata() == {
+    assert manager.get_metadata()["metadata"] == {
         "customer": {"tier": "platinum", "region": "eu"},
         "tags": ["a", "b"],
         "status": "open",
     }
 
     # Another manager on the same session sees the same metadata.
-    assert factory.create_session_manager("meta").get_metadata()["status"] == "open"
-    assert factory.create_session_manager("no-such-session").get_metadata() == {}
+    assert factory.create_session_manager("meta").get_metadata()["metadata"]["status"] == "open"
+    assert factory.create_session_manager("no-such-session").get_metadata()["metadata"] == {}
 
 
 @pytest.mark.parametrize(
@@ -298,7 +297,7 @@ def test_unsafe_metadata_keys_are_rejected_and_nothing_is_written(
     with pytest.raises(InvalidMetadataError):
         manager.update_metadata(metadata)
     assert commands.take() == []
-    assert manager.get_metadata() == {"kept": True}
+    assert manager.get_metadata()["metadata"] == {"kept": True}
 
 
 def test_unsafe_metadata_delete_keys_are_rejected(
@@ -311,7 +310,7 @@ def test_unsafe_metadata_delete_keys_are_rejected(
         with pytest.raises(InvalidMetadataError):
             manager.delete_metadata(keys)
     assert commands.take() == []
-    assert manager.get_metadata() == {"kept": True}
+    assert manager.get_metadata()["metadata"] == {"kept": True}
 
 
 def test_feedback_is_returned_oldest_first(factory: MongoDBSessionManagerFactory) -> None:
@@ -334,12 +333,12 @@ def test_agent_manages_metadata_through_the_metadata_tool(factory: MongoDBSessio
     model = ScriptedModel(
         [
             tool_call(
-                "manage_session_metadata",
+                "manage_metadata",
                 {"action": "update", "metadata": {"topic": "billing", "customer": {"tier": "gold"}}},
             ),
-            tool_call("manage_session_metadata", {"action": "get"}),
-            tool_call("manage_session_metadata", {"action": "update", "metadata": {"$where": "1"}}),
-            tool_call("manage_session_metadata", {"action": "delete", "keys": ["topic"]}),
+            tool_call("manage_metadata", {"action": "get"}),
+            tool_call("manage_metadata", {"action": "update", "metadata": {"$where": "1"}}),
+            tool_call("manage_metadata", {"action": "delete", "keys": ["topic"]}),
             "Saved.",
         ]
     )
@@ -351,8 +350,8 @@ def test_agent_manages_metadata_through_the_metadata_tool(factory: MongoDBSessio
     ]
     assert [result["status"] for result in results] == ["success"] * 4
     assert "billing" in json.dumps(results[1]["content"])  # the "get" saw the update
-    assert "error" in json.dumps(results[2]["content"])  # the unsafe key was refused by the tool
-    assert manager.get_metadata() == {"customer": {"region": "eu", "tier": "gold"}}
+    assert "Error" in json.dumps(results[2]["content"])  # the unsafe key was refused by the tool
+    assert manager.get_metadata()["metadata"] == {"customer": {"region": "eu", "tier": "gold"}}
 
 
 # -- inspection and lifecycle ----------------------------------------------------------------------
@@ -364,14 +363,11 @@ def test_list_agents_message_count_and_agent_config(factory: MongoDBSessionManag
     agent = Agent(model=ScriptedModel(["hi"]), agent_id="helper", session_manager=manager, callback_handler=None)
     agent.state.set("language", "en")
     agent("hello")
-    assert manager.list_agents() == ["helper"]
+    config = {"agent_id": "helper", "model": "scripted", "system_prompt": None, "prompt_metadata": None}
+    assert manager.list_agents() == [config]
     assert manager.get_message_count("helper") == 2
     assert manager.get_message_count("nobody") == 0
-    config = manager.get_agent_config("helper")
-    assert config is not None
-    assert config["state"] == {"language": "en"}
-    assert config["conversation_manager_state"]["removed_message_count"] == 0
-    assert {"created_at", "updated_at"} <= set(config)
+    assert manager.get_agent_config("helper") == config
 
 
 def test_standalone_manager_owns_its_client_and_close_is_idempotent(mongodb_uri: str, db_name: str) -> None:
@@ -399,7 +395,7 @@ def test_standalone_manager_owns_its_client_and_close_is_idempotent(mongodb_uri:
     # The data stayed; a new standalone manager reads it.
     again = MongoDBSessionManager("solo", connection_string=mongodb_uri, database_name=db_name)
     try:
-        assert again.get_metadata() == {"k": "v"}
+        assert again.get_metadata()["metadata"] == {"k": "v"}
         assert again.get_message_count("default") == 2
     finally:
         again.close()
@@ -413,6 +409,6 @@ def test_closing_a_factory_manager_leaves_the_shared_client_open(factory: MongoD
     first.close()
     # The factory API's documented "with-metadata" endpoint reads metadata after close(): a factory-made manager
     # owns nothing, so it stays usable.
-    assert first.get_metadata() == {"a": 1}
-    assert second.get_metadata() == {"a": 1}
-    assert factory.create_session_manager("shared").get_metadata() == {"a": 1}
+    assert first.get_metadata()["metadata"] == {"a": 1}
+    assert second.get_metadata()["metadata"] == {"a": 1}
+    assert factory.create_session_manager("shared").get_metadata()["metadata"] == {"a": 1}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mongodb_session_manager import MongoDBSessionManagerFactory
+from mongodb_session_manager import MongoDBSessionManager, MongoDBSessionManagerFactory
 
 Call = tuple[str, str, dict[str, Any]]
 
@@ -43,7 +43,7 @@ def async_forwarding_hook(calls: list[Call]) -> Any:
 def exercise_sync(factory: MongoDBSessionManagerFactory, hook: Any) -> list[Call]:
     manager = factory.create_session_manager("hooked", metadata_hook=hook, feedback_hook=hook)
     manager.update_metadata({"priority": "high", "team": {"name": "core"}})
-    assert manager.get_metadata() == {"priority": "high", "team": {"name": "core"}}
+    assert manager.get_metadata()["metadata"] == {"priority": "high", "team": {"name": "core"}}
     manager.delete_metadata(["priority"])
     manager.add_feedback({"rating": 5})
     return []
@@ -52,23 +52,30 @@ def exercise_sync(factory: MongoDBSessionManagerFactory, hook: Any) -> list[Call
 async def exercise_async(factory: MongoDBSessionManagerFactory, hook: Any) -> None:
     manager = factory.create_session_manager("hooked", metadata_hook=hook, feedback_hook=hook)
     await manager.update_metadata_async({"priority": "high", "team": {"name": "core"}})
-    assert await manager.get_metadata_async() == {"priority": "high", "team": {"name": "core"}}
+    assert (await manager.get_metadata_async())["metadata"] == {"priority": "high", "team": {"name": "core"}}
     await manager.delete_metadata_async(["priority"])
     await manager.add_feedback_async({"rating": 5})
+
+
+class _TheManager:
+    """Equal to the ``MongoDBSessionManager`` of session "hooked" (the feedback hook gets ``session_manager=``)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MongoDBSessionManager) and other.session_id == "hooked"
 
 
 EXPECTED_CALLS: list[Call] = [
     ("update", "hooked", {"metadata": {"priority": "high", "team": {"name": "core"}}}),
     ("get", "hooked", {}),
     ("delete", "hooked", {"keys": ["priority"]}),
-    ("add", "hooked", {"feedback": {"rating": 5}}),
+    ("add", "hooked", {"session_manager": _TheManager(), "feedback": {"rating": 5}}),
 ]
 
 
 def assert_effects(factory: MongoDBSessionManagerFactory) -> None:
     """What the forwarded operations stored, read by a manager without hooks."""
     plain = factory.create_session_manager("hooked")
-    assert plain.get_metadata() == {"team": {"name": "core"}}
+    assert plain.get_metadata()["metadata"] == {"team": {"name": "core"}}
     assert [feedback["rating"] for feedback in plain.get_feedbacks()] == [5]
 
 
@@ -118,7 +125,7 @@ def test_hook_that_skips_original_func_prevents_the_write(factory: MongoDBSessio
     assert [call[0] for call in calls] == ["update", "add", "get"]
 
     plain = factory.create_session_manager("vetoed")
-    assert plain.get_metadata() == {}
+    assert plain.get_metadata()["metadata"] == {}
     assert plain.get_feedbacks() == []
 
 
@@ -133,7 +140,7 @@ async def test_async_hook_that_skips_original_func_prevents_the_write(factory: M
     manager.update_metadata({"secret": "y"})
 
     plain = factory.create_session_manager("vetoed-async")
-    assert await plain.get_metadata_async() == {}
+    assert (await plain.get_metadata_async())["metadata"] == {}
     assert await plain.get_feedbacks_async() == []
 
 
@@ -147,5 +154,10 @@ def test_hook_can_rewrite_the_arguments(factory: MongoDBSessionManagerFactory) -
 
     manager = factory.create_session_manager("stamped", metadata_hook=stamp)
     manager.update_metadata({"priority": "low"})
-    assert manager.get_metadata() == {"priority": "low", "audited_by": "hook", "seen_by_hook": True}
-    assert factory.create_session_manager("stamped").get_metadata() == {"priority": "low", "audited_by": "hook"}
+    assert manager.get_metadata() == {
+        "_id": "stamped",
+        "metadata": {"priority": "low", "audited_by": "hook"},
+        "seen_by_hook": True,
+    }
+    stored = factory.create_session_manager("stamped").get_metadata()["metadata"]
+    assert stored == {"priority": "low", "audited_by": "hook"}

@@ -80,7 +80,7 @@ def test_constructor_with_connection_string(uri: str, db_name: str) -> None:
         assert factory._owns_client is True
         manager = factory.create_session_manager("user-1")
         manager.update_metadata({"ok": True})
-        assert manager.get_metadata() == {"ok": True}
+        assert manager.get_metadata()["metadata"] == {"ok": True}
     finally:
         factory.close()
 
@@ -100,7 +100,7 @@ def test_constructor_with_custom_pool_settings(uri: str, db_name: str) -> None:
         assert stats["pool_config"] == {"maxPoolSize": 200, "minPoolSize": 20}
         manager = factory.create_session_manager("user-1")
         manager.update_metadata({"ok": True})
-        assert manager.get_metadata() == {"ok": True}
+        assert manager.get_metadata()["metadata"] == {"ok": True}
     finally:
         factory.close()
 
@@ -206,9 +206,9 @@ def test_create_session_manager_examples(
         assert mongodb_client[db_name]["sessions"].find_one({"_id": "user-456"}) is None
 
         manager3.update_metadata({"priority": "high", "status": "open"})
-        assert manager3.get_metadata() == {"priority": "high", "status": "open"}
+        assert manager3.get_metadata()["metadata"] == {"priority": "high", "status": "open"}
         manager3.delete_metadata(["status"])
-        assert manager3.get_metadata() == {"priority": "high"}
+        assert manager3.get_metadata()["metadata"] == {"priority": "high"}
         assert seen == [
             ("update", "user-789", {"metadata": {"priority": "high", "status": "open"}}),
             ("get", "user-789", {}),
@@ -248,7 +248,7 @@ async def test_audit_hook_with_the_awaitable_api(uri: str, db_name: str) -> None
         manager = factory.create_session_manager("user-789", metadata_hook=audit_hook)
         await manager.update_metadata_async({"a": 1, "b": 2})
         await manager.delete_metadata_async(["a"])
-        assert await manager.get_metadata_async() == {"b": 2}
+        assert (await manager.get_metadata_async())["metadata"] == {"b": 2}
         assert [action for action, _, _ in seen] == ["update", "delete", "get"]
         assert seen[1] == ("delete", "user-789", {"keys": ["a"]})
     finally:
@@ -410,7 +410,7 @@ def test_global_factory_lifecycle(uri: str, db_name: str) -> None:
         first.create_session_manager("g-1")
     manager = second.create_session_manager("g-2")
     manager.update_metadata({"priority": "low"})
-    assert manager.get_metadata() == {"priority": "low"}
+    assert manager.get_metadata()["metadata"] == {"priority": "low"}
 
     close_global_factory()
     with pytest.raises(ClosedError):
@@ -465,7 +465,8 @@ def test_initialize_global_factory_examples(uri: str, db_name: str, capsys: pyte
         response = http.post("/chat/user-1", params={"message": "hello"})
         assert response.status_code == 200
         assert response.json() == {"response": "..."}
-        assert get_global_factory().create_session_manager("user-1").get_metadata() == {"last_message": "hello"}
+        stored = get_global_factory().create_session_manager("user-1").get_metadata()["metadata"]
+        assert stored == {"last_message": "hello"}
         assert get_global_factory().collection_name == "sessions"
     assert capsys.readouterr().out.splitlines() == ["Global factory initialized", "Global factory closed"]
 
@@ -593,7 +594,7 @@ def test_with_metadata_endpoint_body_without_the_agent(uri: str, db_name: str) -
         "response": "(no agent)",
         "metadata": manager.get_metadata(),
     }
-    metadata = result["metadata"]
+    metadata = result["metadata"]["metadata"]
     assert metadata["priority"] == "high"
     assert metadata["status"] == "completed"
     assert datetime.fromisoformat(metadata["last_message_at"]) <= datetime.now()
@@ -608,7 +609,7 @@ def test_without_factory_example(uri: str, db_name: str) -> None:
     manager = MongoDBSessionManager(session_id=session_id, connection_string=uri, database_name=db_name)
     # ... process ...
     manager.update_metadata({"n": 1})  # (added by the test)
-    assert manager.get_metadata() == {"n": 1}
+    assert manager.get_metadata()["metadata"] == {"n": 1}
     manager.close()  # Closes connection
     with pytest.raises(ClosedError):
         manager.get_metadata()
@@ -625,7 +626,7 @@ def test_with_factory_example(uri: str, db_name: str) -> None:
     manager.update_metadata({"n": 1})  # (added by the test)
     manager.close()  # Doesn't close shared connection
 
-    assert get_global_factory().create_session_manager(session_id).get_metadata() == {"n": 1}
+    assert get_global_factory().create_session_manager(session_id).get_metadata()["metadata"] == {"n": 1}
     assert get_global_factory().get_connection_stats()["status"] == "connected"
 
 
@@ -654,8 +655,8 @@ def test_multiple_factories_for_different_databases(uri: str, db_name: str, othe
 
         main_manager.update_metadata({"db": "main"})
         analytics_manager.update_metadata({"db": "analytics"})
-        assert main_manager.get_metadata() == {"db": "main"}
-        assert analytics_manager.get_metadata() == {"db": "analytics"}
+        assert main_manager.get_metadata()["metadata"] == {"db": "main"}
+        assert analytics_manager.get_metadata()["metadata"] == {"db": "analytics"}
         assert main_factory.get_connection_stats()["connection_string"] == main_uri
         assert analytics_factory.get_connection_stats()["connection_string"] == analytics_uri
         assert main_manager.repository.runtime is not analytics_manager.repository.runtime
@@ -664,8 +665,8 @@ def test_multiple_factories_for_different_databases(uri: str, db_name: str, othe
         main_factory.close()
         with pytest.raises(ClosedError):
             main_manager.get_metadata()
-        assert analytics_manager.get_metadata() == {"db": "analytics"}
-        assert analytics_factory.create_session_manager("user-456").get_metadata() == {}
+        assert analytics_manager.get_metadata()["metadata"] == {"db": "analytics"}
+        assert analytics_factory.create_session_manager("user-456").get_metadata()["metadata"] == {}
         assert analytics_factory.get_connection_stats()["status"] == "connected"
     finally:
         main_factory.close()
@@ -697,7 +698,7 @@ def test_factory_with_custom_hooks(uri: str, db_name: str, caplog: pytest.LogCap
 
         manager.update_metadata({"a": 1, "b": 2})
         manager.delete_metadata(["a"])
-        assert manager.get_metadata() == {"b": 2}
+        assert manager.get_metadata()["metadata"] == {"b": 2}
         assert [record.getMessage() for record in caplog.records if record.name == "spec_examples"] == [
             "[AUDIT] update on user-123",
             "[AUDIT] delete on user-123",

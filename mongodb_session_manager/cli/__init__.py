@@ -106,6 +106,7 @@ def _run(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         args.database,
         args.collection,
         application_name=args.application,
+        isolate_application=args.application is not None,  # --application filters
         ensure_indexes=False,
         serverSelectionTimeoutMS=args.timeout_ms,
         connectTimeoutMS=args.timeout_ms,

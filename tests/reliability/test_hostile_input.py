@@ -141,7 +141,7 @@ def seeded(factory: MongoDBSessionManagerFactory, db: Any) -> MongoDBSessionMana
 
 def assert_still_readable(factory: MongoDBSessionManagerFactory) -> None:
     manager = factory.create_session_manager("victim")
-    assert manager.get_metadata() == {"kept": "yes", "nested": {"a": 1}}
+    assert manager.get_metadata()["metadata"] == {"kept": "yes", "nested": {"a": 1}}
     assert [feedback["rating"] for feedback in manager.get_feedbacks()] == ["up"]
     restored = Agent(model=ScriptedModel([]), session_manager=manager)
     assert [message["role"] for message in restored.messages] == ["user", "assistant"]
@@ -216,7 +216,7 @@ async def test_bad_ids_are_rejected_at_every_async_entry_point(
         await rejects_async(lambda: manager.get_agent_config_async(bad), InvalidIdError)
         await rejects_async(lambda: manager.initialize_async(agent), InvalidIdError)
         assert snapshot(db) == before
-        assert await manager.get_metadata_async() == {"kept": "yes"}
+        assert (await manager.get_metadata_async())["metadata"] == {"kept": "yes"}
 
 
 @pytest.mark.parametrize("bad", BAD_IDS)
@@ -308,7 +308,7 @@ async def test_bad_metadata_is_rejected_by_the_async_api(
         repository = manager.repository
         await rejects_async(lambda: repository.update_metadata("victim", metadata), expected)
         assert snapshot(db) == before
-        assert await manager.get_metadata_async() == {"kept": "yes"}
+        assert (await manager.get_metadata_async())["metadata"] == {"kept": "yes"}
 
 
 @pytest.mark.parametrize("keys", BAD_DELETE_KEYS)

@@ -147,17 +147,25 @@ def test_secrets_in_connection_strings_are_masked() -> None:
 # -- TLS ----------------------------------------------------------------------------------------------
 
 
-def test_tls_options_reach_the_client() -> None:
-    client = MongoDBConnectionPool.initialize(
-        "mongodb://127.0.0.1:1/", tls=True, tlsAllowInvalidCertificates=True, tlsAllowInvalidHostnames=True
+def test_tls_options_reach_the_client(mongodb_uri: str, db_name: str) -> None:
+    factory = MongoDBSessionManagerFactory(
+        "mongodb://127.0.0.1:1/",
+        database_name=db_name,
+        tls=True,
+        tlsAllowInvalidCertificates=True,
+        tlsAllowInvalidHostnames=True,
     )
     try:
+        # No server needed: the factory's blocking client is created, not used.
+        client = MongoDBConnectionPool.get_client()
+        assert client is not None
+
         pool_options = client.options.pool_options
         assert isinstance(pool_options._ssl_context, ssl.SSLContext)
         assert pool_options._ssl_context.verify_mode == ssl.CERT_NONE
         assert pool_options.tls_allow_invalid_hostnames is True
     finally:
-        MongoDBConnectionPool.close()
+        factory.close()
 
 
 CERT_ARGS = ("-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1")
@@ -218,7 +226,7 @@ def test_a_factory_connects_over_tls_with_the_options_it_was_given(tls_server: t
         with MongoDBSessionManagerFactory(uri, database_name="tls", **options) as factory:
             manager = factory.create_session_manager("s")
             manager.update_metadata({"over": "tls"})
-            assert manager.get_metadata() == {"over": "tls"}
+            assert manager.get_metadata()["metadata"] == {"over": "tls"}
     # Without a trusted certificate (or without TLS at all) the connection is refused, quickly.
     assert "CERTIFICATE_VERIFY_FAILED" in refusal(uri, {"tls": True})
     assert refusal(uri, {})
@@ -256,15 +264,15 @@ def test_the_package_never_unpickles_or_evaluates_stored_data() -> None:
 
 
 def test_a_session_of_one_application_is_invisible_to_another(factory: MongoDBSessionManagerFactory, db: Any) -> None:
-    mine = factory.create_session_manager("shared-id", application_name="billing")
+    mine = factory.create_session_manager("shared-id", application_name="billing", isolate_application=True)
     agent = Agent(model=ScriptedModel(["secret answer"]), state={"card": "4111"}, session_manager=mine)
     agent("secret question")
     mine.update_metadata({"owner": "billing"})
     mine.add_feedback({"rating": "up"})
     before = snapshot(db)
 
-    theirs = factory.create_session_manager("shared-id", application_name="support")
-    assert theirs.get_metadata() == {}
+    theirs = factory.create_session_manager("shared-id", application_name="support", isolate_application=True)
+    assert theirs.get_metadata()["metadata"] == {}
     assert theirs.list_agents() == []
     assert theirs.get_feedbacks() == []
     assert theirs.get_message_count("default") == 0
@@ -286,7 +294,7 @@ def test_a_session_of_one_application_is_invisible_to_another(factory: MongoDBSe
         ("list_messages", lambda: repository.list_messages("shared-id", "default"), []),
         ("count_messages", lambda: repository.count_messages("shared-id", "default"), 0),
         ("get_feedbacks", lambda: repository.get_feedbacks("shared-id"), []),
-        ("get_metadata", lambda: repository.get_metadata("shared-id"), {}),
+        ("get_metadata", lambda: repository.get_metadata("shared-id"), None),
         ("last_message_id", lambda: repository.last_message_id("shared-id", "default"), None),
         ("delete_session", lambda: repository.delete_session("shared-id"), None),
     ]:
@@ -304,11 +312,10 @@ def test_a_session_of_one_application_is_invisible_to_another(factory: MongoDBSe
 
     # A manager without an application name (an operator's view) still sees everything.
     admin = factory.create_session_manager("shared-id")
-    assert admin.get_metadata() == {"owner": "billing"}
+    assert admin.get_metadata()["metadata"] == {"owner": "billing"}
     # And the owner still reads its own session completely.
-    restored = Agent(
-        model=ScriptedModel([]), session_manager=factory.create_session_manager("shared-id", application_name="billing")
-    )
+    owner = factory.create_session_manager("shared-id", application_name="billing", isolate_application=True)
+    restored = Agent(model=ScriptedModel([]), session_manager=owner)
     assert restored.messages == agent.messages
     assert restored.state.get() == {"card": "4111"}
 
@@ -316,10 +323,10 @@ def test_a_session_of_one_application_is_invisible_to_another(factory: MongoDBSe
 @pytest.mark.anyio
 async def test_application_isolation_holds_through_the_async_api(mongodb_uri: str, db_name: str, db: Any) -> None:
     async with AsyncMongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION) as f:
-        mine = await f.create_session_manager("s", application_name="a", preload=True)
+        mine = await f.create_session_manager("s", application_name="a", preload=True, isolate_application=True)
         await Agent(model=ScriptedModel(["x"]), session_manager=mine).invoke_async("hello")
         await mine.add_feedback_async({"rating": 1})
-        theirs = await f.create_session_manager("s", application_name="b")
+        theirs = await f.create_session_manager("s", application_name="b", isolate_application=True)
         assert await theirs.get_feedbacks_async() == []
         assert await theirs.get_message_count_async("default") == 0
         assert await theirs.list_agents_async() == []
@@ -329,15 +336,16 @@ async def test_application_isolation_holds_through_the_async_api(mongodb_uri: st
             await theirs.add_feedback_async({"rating": 0})
         assert db[COLLECTION + ".feedback"].count_documents({}) == 1
         # Each application has its own sessions under other ids, unaffected.
-        other = await f.create_session_manager("s-b", application_name="b")
+        other = await f.create_session_manager("s-b", application_name="b", isolate_application=True)
         await other.add_feedback_async({"rating": 2})
         assert [feedback["rating"] for feedback in await other.get_feedbacks_async()] == [2]
         assert [feedback["rating"] for feedback in await mine.get_feedbacks_async()] == [1]
 
 
 def test_standalone_managers_of_two_applications_are_isolated(mongodb_uri: str, db_name: str) -> None:
-    mine = MongoDBSessionManager("s", mongodb_uri, db_name, COLLECTION, application_name="a")
-    theirs = MongoDBSessionManager("s", mongodb_uri, db_name, COLLECTION, application_name="b")
+    isolated = {"collection_name": COLLECTION, "isolate_application": True}
+    mine = MongoDBSessionManager("s", mongodb_uri, db_name, application_name="a", **isolated)
+    theirs = MongoDBSessionManager("s", mongodb_uri, db_name, application_name="b", **isolated)
     try:
         mine.add_feedback({"rating": 1})
         assert theirs.get_feedbacks() == []

@@ -115,7 +115,7 @@ def test_a_connection_closed_mid_turn_fails_the_turn_and_the_next_call_recovers(
     stored = stored_messages(db, "mid-turn")
     assert [document["message_id"] for document in stored] == [0, 1, 2, 3]
     assert [first_text(document) for document in stored] == ["first", "one", "third", "three"]
-    assert manager.get_metadata() == {"after": "fault"}
+    assert manager.get_metadata()["metadata"] == {"after": "fault"}
     restored = Agent(model=ScriptedModel([]), session_manager=factory.create_session_manager("mid-turn"))
     assert [first_text({"message": message}) for message in restored.messages] == ["first", "one", "third", "three"]
 
@@ -131,7 +131,7 @@ def test_a_transient_fault_on_reads_and_updates_is_retried(
     with fail_point(mongodb_client, app_name, {"times": 1}, failCommands=[command], closeConnection=True):
         restored = Agent(model=ScriptedModel([]), session_manager=factory.create_session_manager("reads"))
         manager.update_metadata({"k": 2})
-        assert manager.get_metadata() == {"k": 2}
+        assert manager.get_metadata()["metadata"] == {"k": 2}
     assert len(restored.messages) == 2
 
 
@@ -146,5 +146,5 @@ def test_a_non_retryable_server_error_reaches_the_caller_and_writes_nothing(
     ):
         manager.update_metadata({"lost": True})
     assert not isinstance(raised.value, ConnectionFailure)
-    assert manager.get_metadata() == {"kept": True}
+    assert manager.get_metadata()["metadata"] == {"kept": True}
     assert db[COLLECTION].count_documents({}) == 1

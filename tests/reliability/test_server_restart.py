@@ -107,7 +107,7 @@ def test_calls_fail_fast_while_the_server_is_down_and_work_again_after_restart(s
 
         server.restart()  # same port, same data
         # The same factory and manager work again at once; nothing acknowledged was lost.
-        assert manager.get_metadata() == {"phase": "before"}
+        assert manager.get_metadata()["metadata"] == {"phase": "before"}
         assert [feedback["rating"] for feedback in manager.get_feedbacks()] == ["up"]
         agent("after restart")
         assert factory.get_connection_stats()["status"] == "connected"
@@ -145,7 +145,7 @@ def assert_restores(factory: MongoDBSessionManagerFactory, conversations: dict[s
         restored = Agent(model=ScriptedModel([]), tools=[add], session_manager=manager, callback_handler=None)
         assert restored.messages == messages
         assert restored.state.get() == {"turns": 2}
-        assert manager.get_metadata()["nested"]["binary"] == bytes([int(session_id.split("-")[1])]) * 3
+        assert manager.get_metadata()["metadata"]["nested"]["binary"] == bytes([int(session_id.split("-")[1])]) * 3
         assert len(manager.get_feedbacks()) == 1
 
 

@@ -43,7 +43,7 @@ def child(
     assert turn(factory, "child", "hello from the child") == 2
     assert turn(factory, "parent", "the child continues the parent's session") == 4
     early.update_metadata({"written_by": "child"})  # type: ignore[attr-defined]
-    assert early.get_metadata() == {"written_by": "child"}  # type: ignore[attr-defined]
+    assert early.get_metadata()["metadata"] == {"written_by": "child"}  # type: ignore[attr-defined]
     assert asyncio.run(async_turn(async_factory, "child-async")) == 2
     assert factory.get_connection_stats()["status"] == "connected"
 
@@ -91,7 +91,7 @@ def main(argv: list[str]) -> None:
                 "child_exit": child_exit,
                 "parent_messages": parent_messages,
                 "parent_async_messages": parent_async,
-                "early_metadata": early.get_metadata(),
+                "early_metadata": early.get_metadata()["metadata"],
             }
         )
     )
