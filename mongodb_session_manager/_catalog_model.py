@@ -13,6 +13,7 @@ from typing import Any
 
 from ._types import Document
 from ._validation import validate_id, validate_metadata_key
+from .audit import GUARDRAIL_SUMMARY_FIELD
 from .errors import InvalidInputError, InvalidMetadataError
 from .retention import EXPIRES_AT
 
@@ -36,6 +37,7 @@ SUMMARY_PROJECTION: Mapping[str, Any] = {
     "metadata": 1,
     "agents.agent_id": 1,
     EXPIRES_AT: 1,
+    GUARDRAIL_SUMMARY_FIELD: 1,
 }
 
 
@@ -55,6 +57,8 @@ class SessionSummary:
         metadata: The session's metadata.
         agent_ids: The ids of the session's agents, in creation order.
         expires_at: When the session expires (sessions with ``ttl_seconds``), as an aware UTC datetime.
+        guardrails: The guardrail summary (``count``, ``last_at``, ``policies``) once a redaction was
+            recorded, else None (see docs/usage-and-audit.md).
     """
 
     session_id: str
@@ -65,6 +69,7 @@ class SessionSummary:
     metadata: dict[str, Any] = field(default_factory=dict)
     agent_ids: list[str] = field(default_factory=list)
     expires_at: datetime | None = None
+    guardrails: dict[str, Any] | None = None
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> SessionSummary:
@@ -81,6 +86,7 @@ class SessionSummary:
                 str(agent["agent_id"]) for agent in agents if isinstance(agent, Mapping) and "agent_id" in agent
             ],
             expires_at=aware(document.get(EXPIRES_AT)),
+            guardrails=_guardrail_summary(document.get(GUARDRAIL_SUMMARY_FIELD)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,7 +100,24 @@ class SessionSummary:
             "metadata": self.metadata,
             "agent_ids": list(self.agent_ids),
             "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
+            "guardrails": None
+            if self.guardrails is None
+            else {
+                **self.guardrails,
+                "last_at": None if self.guardrails["last_at"] is None else self.guardrails["last_at"].isoformat(),
+            },
         }
+
+
+def _guardrail_summary(value: object) -> dict[str, Any] | None:
+    if not isinstance(value, Mapping):
+        return None
+    count = value.get("count")
+    return {
+        "count": count if isinstance(count, int) else 0,
+        "last_at": aware(value.get("last_at")),
+        "policies": sorted(str(policy) for policy in value.get("policies") or ()),
+    }
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from strands import Agent
 
 from mongodb_session_manager import MongoDBSessionManagerFactory
 from mongodb_session_manager.audit import policies_triggered
+from mongodb_session_manager.catalog import SessionCatalog
 from mongodb_session_manager.errors import InvalidInputError
 from mongodb_session_manager.scripted_model import ScriptedModel, redact
 from mongodb_session_manager.testing import CommandRecorder
@@ -114,6 +115,15 @@ def test_a_direct_call_stores_stop_reason_policies_and_trace(
     assert summary["count"] == 2
     assert sorted(summary["policies"]) == sorted(POLICIES)
 
+    # The summary is part of the catalog's session summaries (listing, get_session, the CLI's JSON).
+    catalog = SessionCatalog(manager.repository)
+    listed = catalog.get_session("direct")
+    assert listed is not None
+    assert listed.guardrails is not None
+    assert listed.guardrails["count"] == 2
+    assert listed.guardrails["policies"] == sorted(POLICIES)
+    assert listed.to_dict()["guardrails"]["last_at"] == summary["last_at"].replace(tzinfo=timezone.utc).isoformat()
+
 
 def test_bad_audit_input_is_refused_before_writing(recorded_factory: MongoDBSessionManagerFactory, db: Any) -> None:
     manager = recorded_factory.create_session_manager("bad")
@@ -125,6 +135,9 @@ def test_bad_audit_input_is_refused_before_writing(recorded_factory: MongoDBSess
         manager.redact_latest_message({"role": "assistant", "content": []}, agent, guardrail_trace="trace")
     assert db["sessions.messages"].count_documents({"session_id": "bad", "redaction": {"$exists": True}}) == 0
     assert "guardrails" not in db["sessions"].find_one({"_id": "bad"})
+    summary = SessionCatalog(manager.repository).get_session("bad")
+    assert summary is not None
+    assert summary.guardrails is None
 
 
 def test_policies_are_summarised_from_either_trace_shape() -> None:
