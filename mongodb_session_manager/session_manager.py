@@ -527,7 +527,7 @@ class MongoDBSessionManager(SessionManager):
                 redaction=record,
             )
         await self.repository.update_session_summary(self.session_id, summary_update(record))
-        if "stop_reason" not in record:
+        if "stop_reason" not in record and self._usage.in_invocation(agent.agent_id):
             self._redactions_without_stop_reason.setdefault(agent.agent_id, []).extend(
                 stored.message_id for stored in records
             )

@@ -220,6 +220,10 @@ class UsageTracker:
         if event.duration is not None:
             totals.time_ms += event.duration * 1000
 
+    def in_invocation(self, agent_id: str) -> bool:
+        """Whether the agent is inside an invocation (between its start and :meth:`finish`)."""
+        return agent_id in self._invocations
+
     # -- what the manager writes ------------------------------------------------------------------
 
     def fields_for(self, agent_id: str, message: Message) -> Document:
