@@ -399,7 +399,7 @@ class AsyncSessionCatalog:
     def _application(self, application_name: str | None) -> str | None:
         if application_name is not None:
             return validate_id(application_name, "application")
-        return self.repository.application_name
+        return self.repository.application_scope
 
     @on_home_loop
     async def usage(

@@ -320,3 +320,17 @@ def test_bad_analytics_input_is_refused(seeded: tuple[SessionCatalog, Any]) -> N
         catalog.usage(limit=0)
     with pytest.raises(InvalidInputError, match="by must be one of"):
         catalog.guardrail_interventions(by=None)  # type: ignore[arg-type]
+
+
+def test_an_application_isolated_catalog_sees_its_own_usage_only(
+    mongodb_uri: str, seeded: tuple[SessionCatalog, Any]
+) -> None:
+    _, db = seeded
+    repository = MongoDBSessionRepository(
+        mongodb_uri, db.name, "sessions", application_name="app-x", isolate_application=True
+    )
+    try:
+        report = SessionCatalog(repository).usage(by="agent")
+        assert actual(report.total) == expected_row([c for c in CALLS if c.application == "app-x"])
+    finally:
+        repository.close()
