@@ -88,6 +88,10 @@ def legacy(mongodb_uri: str, db_name: str) -> Iterator[MongoDBSessionManager]:
         ("mongodb_session_manager.mongodb_session_repository", ["MongoDBSessionRepository"]),
         ("mongodb_session_manager.mongodb_connection_pool", ["MongoDBConnectionPool"]),
         (
+            "mongodb_session_manager.hooks",
+            ["feedback_sns_hook", "metadata_sqs_hook", "metadata_websocket_hook", "utils_sns", "utils_sqs"],
+        ),
+        (
             "mongodb_session_manager.mongodb_session_factory",
             [
                 "MongoDBSessionManagerFactory",
@@ -129,7 +133,7 @@ def test_the_original_module_paths_expose_the_original_names(module: str, names:
     assert missing == []
     # The re-exports are the package's own objects, not copies.
     for name in names:
-        if name != "__version__":
+        if module != "mongodb_session_manager.hooks" and name != "__version__":
             assert getattr(imported, name) is getattr(mongodb_session_manager, name)
 
 
@@ -152,6 +156,20 @@ def test_create_mongodb_session_manager_creates_the_session_with_its_application
     assert document is not None
     assert document["application_name"] == "support-bot"
     assert legacy.get_application_name() == "support-bot"
+
+
+def test_create_mongodb_session_manager_costs_one_round_trip_and_a_factory_manager_none(
+    mongodb_uri: str, db_name: str, factory: MongoDBSessionManagerFactory, commands: CommandRecorder
+) -> None:
+    recorder = CommandRecorder(only=DATA_COMMANDS)
+    manager = create_mongodb_session_manager("rt", mongodb_uri, db_name, COLLECTION, event_listeners=[recorder])
+    try:
+        assert recorder.take() == ["findAndModify"]  # the session is read or created, as the original did
+    finally:
+        manager.close()
+    commands.take()
+    factory.create_session_manager("rt")
+    assert commands.take() == []
 
 
 def test_create_mongodb_session_manager_with_a_borrowed_sync_client(mongodb_uri: str, db_name: str) -> None:
