@@ -497,6 +497,14 @@ class AsyncMongoDBSessionRepository:
         if limit == 0 or not await self.documents.owns(session_id, session_verified):
             return []
         documents = await self.messages.list(session_id, agent_id, offset, limit)
+        if not documents and not session_verified:
+            # Nothing stored here: the session may be one the original manager (v0.9) stored and nobody
+            # restored yet. Read its messages from that document (writes nothing).
+            from ._legacy.gate import original_messages
+
+            stored = await original_messages(self, session_id, agent_id)
+            if stored:
+                return stored[offset : None if limit is None else offset + limit]
         return [codec.message_from_document(document) for document in documents]
 
     @on_home_loop

@@ -397,3 +397,23 @@ def test_with_expiring_sessions_the_copies_expire_with_their_session(mongodb_uri
     for name in (".messages", ".feedback"):
         stamps = {document.get("expires_at") for document in db[COLLECTION + name].find({"session_id": "conv"})}
         assert stamps == {expiry}, name
+
+
+def test_the_repository_lists_messages_of_an_original_session_without_writing(
+    mongodb_uri: str, db_name: str, db: Any
+) -> None:
+    from mongodb_session_manager import MongoDBSessionRepository
+
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    stored = db[COLLECTION].find_one({"_id": "conv"})
+    before = snapshot(db)
+    repository = MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION)
+    try:
+        messages = repository.list_messages("conv", "support")
+        assert [message.message_id for message in messages] == [0, 1, 2, 3, 4, 5, 8, 9]
+        assert [message.to_message() for message in messages] == original_restore(stored, "support")
+        assert [message.message_id for message in repository.list_messages("conv", "triage", 2, 3)] == [3, 4]
+        assert repository.list_messages("conv", "nobody") == []
+    finally:
+        repository.close()
+    assert snapshot(db) == before

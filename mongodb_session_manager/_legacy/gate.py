@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from strands.types.session import SessionMessage
+
+from .. import _codec as codec
 from .._types import Document
-from .layout import LEGACY_MARK, is_legacy
+from .layout import LEGACY_MARK, decode_session, is_legacy
 from .migrator import LegacyMigrator, view
 
 if TYPE_CHECKING:
@@ -37,3 +40,21 @@ async def upgrade(
     if migrated is None:  # deleted meanwhile: a restore starts it afresh, as for any missing session
         migrated, _ = await repository.load_session(session_id)
     return migrated
+
+
+async def original_messages(
+    repository: AsyncMongoDBSessionRepository, session_id: str, agent_id: str
+) -> list[SessionMessage] | None:
+    """The agent's messages, in id order, if the session is still in the original layout (else None).
+
+    Decoded from the original document; nothing is written.
+    """
+    document = await repository.namespace.sessions.find_one(
+        {**repository.namespace.live(session_id), LEGACY_MARK: {"$exists": True}}
+    )
+    if document is None or not is_legacy(document):
+        return None
+    for agent in decode_session(document).agents:
+        if agent.record["agent_id"] == agent_id:
+            return [codec.message_from_document(message) for message in agent.messages]
+    return []

@@ -166,4 +166,3 @@ def _announce(server: LocalMongoServer, data: str | None, out: TextIO) -> None:
     ]
     out.write("\n".join(lines) + "\n")
     out.flush()
-
