@@ -162,10 +162,24 @@ class LegacySession:
 
     def guardrail(self, agent_id: str, message_id: int, action: str = "BLOCKED") -> Document:
         """Record an intervention on a message, at both levels as the original does."""
+        policies = {"contentPolicy": ["INSULTS/HIGH"]}
         self.guardrail_events.append(
-            {"message_id": message_id, "agent_id": agent_id, "action": action, "timestamp": at(500)}
+            {
+                "message_id": message_id,
+                "agent_id": agent_id,
+                "action": action,
+                "timestamp": at(500),
+                "stop_reason": "guardrail_intervened",
+                "policies_triggered": policies,
+            }
         )
-        return {"action": action, "timestamp": at(500), "stop_reason": "guardrail_intervened"}
+        return {
+            "action": action,
+            "timestamp": at(500),
+            "stop_reason": "guardrail_intervened",
+            "policies_triggered": policies,
+            "trace": {"inputAssessment": {"g1": {"contentPolicy": {"filters": [{"type": "INSULTS"}]}}}},
+        }
 
     def build(self) -> Document:
         latest = max([agent.clock for agent in self.agents.values()] or [0.0])

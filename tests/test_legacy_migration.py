@@ -23,7 +23,7 @@ from pymongo import MongoClient
 from pymongo.errors import WriteError
 from strands import Agent
 
-from mongodb_session_manager import MongoDBSessionManagerFactory
+from mongodb_session_manager import MongoDBSessionManagerFactory, SessionCatalog
 from mongodb_session_manager._legacy.layout import BACKUP_SUFFIX, CLAIM_FIELD, decode_session
 from mongodb_session_manager._legacy.migrator import LegacyMigrator
 from mongodb_session_manager.errors import LegacySessionConflictError, MongoDBSessionError
@@ -69,10 +69,13 @@ def restore(factory: MongoDBSessionManagerFactory, session_id: str, agent_id: st
 
 @pytest.mark.parametrize("how", ["base64", "binary"])
 def test_every_field_of_the_original_has_a_home(how: str) -> None:
-    original = conversation_session("s1", how=how, application_name="support-bot").build()
+    session = conversation_session("s1", how=how, application_name="support-bot")
+    session.session_type = "customer_support"  # the original accepted any label
+    original = session.build()
     decoded = decode_session(original)
 
     assert decoded.fields["application_name"] == "support-bot"
+    assert decoded.fields["session_type"] == "customer_support"
     assert decoded.fields["session_viewer_password"] == original["session_viewer_password"]
     assert decoded.fields["metadata"] == original["metadata"]
     assert decoded.fields["created_at"] == at(0).isoformat()
@@ -89,6 +92,9 @@ def test_every_field_of_the_original_has_a_home(how: str) -> None:
     assert support.messages[6]["redact_message"] == {"role": "user", "content": [text("[blocked]")]}
     assert support.messages[6]["redaction"]["action"] == "BLOCKED"
     assert support.messages[6]["redaction"]["stop_reason"] == "guardrail_intervened"
+    assert support.messages[6]["redaction"]["policies_triggered"] == {"contentPolicy": ["INSULTS/HIGH"]}
+    assert "inputAssessment" in support.messages[6]["redaction"]["guardrail_trace"]
+    assert decoded.fields["guardrails"] == {"count": 1, "last_at": at(500), "policies": ["contentPolicy"]}
     assert support.messages[1]["created_at"] == original["agents"]["support"]["messages"][1]["created_at"].isoformat()
     assert len(triage.messages) == 6
     assert [f["feedback"]["rating"] for f in decoded.feedback] == ["up", "down", None]
@@ -148,6 +154,9 @@ def test_restore_reads_the_original_session_and_migrates_it(factory: MongoDBSess
     assert ids == [0, 1, 2, 3, 4, 5, 8, 9, 10, 11]
     manager = factory.create_session_manager("conv")
     assert [f["rating"] for f in manager.get_feedbacks()] == ["up", "down", None]
+    # The migrated guardrail intervention counts in the audit report like a new one.
+    report = SessionCatalog(manager.session_repository).guardrail_interventions(session_id="conv")
+    assert report.total == 1
     metadata = manager.get_metadata()
     metadata = metadata.get("metadata", metadata)  # the original's shape nests it
     assert metadata["user"] == {"plan": "pro", "id": 7}

@@ -16,7 +16,8 @@ Content bytes are either BSON binary or, as older Strands releases wrote them, b
 as ``{"__bytes_encoded__": true, "data": "<base64>"}``; both come back as ``bytes``.
 
 Everything without a field of its own in our layout is kept verbatim under ``legacy`` (see
-``docs/migration.md``): on the session (guardrail events, the original session type, unknown fields),
+``docs/migration.md``): on the session (guardrail events, also summarized as the audit's
+``guardrails`` field, and unknown fields),
 on agent records (the original's agent-level timestamps, unknown ``agent_data`` fields) and on
 message documents (``event_loop_metrics`` and any other extra field). A message's ``guardrail_event``
 becomes its ``redaction`` record (``trace`` renamed ``guardrail_trace``). Nothing is dropped
@@ -41,6 +42,7 @@ from strands.types.session import SessionType
 from .. import _codec as codec
 from .._types import Document
 from .._validation import validate_id
+from ..audit import GUARDRAIL_SUMMARY_FIELD
 from ..errors import InvalidIdError
 from ..retention import as_utc
 
@@ -310,6 +312,26 @@ def feedback_documents(session_id: str, raw: Any, problems: list[Problem], defau
     return documents
 
 
+def _guardrail_summary(events: Any) -> Document | None:
+    """The session's guardrail summary (as :mod:`..audit` keeps it) from the original's guardrail events."""
+    events = [event for event in events or () if isinstance(event, Mapping)] if isinstance(events, list) else []
+    if not events:
+        return None
+    stamps = [as_utc(event["timestamp"]) for event in events if isinstance(event.get("timestamp"), datetime)]
+    policies = {
+        policy
+        for event in events
+        if isinstance(event.get("policies_triggered"), Mapping)
+        for policy in event["policies_triggered"]
+    }
+    summary: Document = {"count": len(events)}
+    if stamps:
+        summary["last_at"] = max(stamps)
+    if policies:
+        summary["policies"] = sorted(policies)
+    return summary
+
+
 def decode_session(document: Mapping[str, Any]) -> LegacySession:
     """Translate an original session document into ours. Raises nothing for bad parts: they become
     :class:`Problem` entries (an agent with an id we cannot store is one, with its messages)."""
@@ -320,16 +342,14 @@ def decode_session(document: Mapping[str, Any]) -> LegacySession:
     last_activity = as_utc(updated) if isinstance(updated, datetime) else now
     created_at = _iso(document.get("created_at"), now.isoformat())
     legacy: Document = {"migrated_at": now}
-    session_type = document.get("session_type")
-    if session_type is not None and session_type != SessionType.AGENT.value:
-        legacy["session_type"] = session_type
     if document.get("guardrail_events"):
         legacy["guardrail_events"] = document["guardrail_events"]
     extra = {key: value for key, value in document.items() if key not in _SESSION_FIELDS}
     if extra:
         legacy["extra"] = extra
     fields: Document = {
-        "session_type": SessionType.AGENT.value,
+        # The original accepted any label ("chat", "customer_support"); ours keeps it, like new sessions do.
+        "session_type": codec.session_type_value(document.get("session_type") or SessionType.AGENT),
         "created_at": created_at,
         "updated_at": _iso(updated, created_at),
         "last_activity_at": last_activity,
@@ -339,6 +359,9 @@ def decode_session(document: Mapping[str, Any]) -> LegacySession:
     for name in ("application_name", "session_viewer_password"):
         if document.get(name) is not None:
             fields[name] = document[name]
+    summary = _guardrail_summary(document.get("guardrail_events"))
+    if summary is not None:
+        fields[GUARDRAIL_SUMMARY_FIELD] = summary
 
     agents: list[LegacyAgent] = []
     for agent_id, entry in (document.get("agents") or {}).items():
