@@ -259,15 +259,22 @@ class MongoDBSessionManager(SessionManager):
         """
         if self._session_repository is None:
             if self._session_document is None and not self.repository.runtime.is_home_loop(running_loop()):
-                self.load(messages=False)
+                self.ensure_session()
             self._session_repository = MongoDBSessionRepository.wrapping(self.repository, self._sync_client)
         return self._session_repository
 
     # -- loading ----------------------------------------------------------------------------------
 
-    def load(self, *, messages: bool = True) -> None:
-        """Blocking :meth:`load_async`."""
-        self._run_blocking(functools.partial(self.load_async, messages=messages))
+    def ensure_session(self) -> None:
+        """Blocking :meth:`ensure_session_async`."""
+        self._run_blocking(self.ensure_session_async)
+
+    async def ensure_session_async(self) -> None:
+        """Read the session, creating it if it does not exist (one round trip; none once this manager
+        holds it). The earlier library created the session when a manager was built;
+        :func:`create_mongodb_session_manager` and :attr:`session_repository` keep that through this."""
+        self._check_open()
+        await self._session()
 
     async def load_async(self, *, messages: bool = True) -> None:
         """Fetch the session (creating it if missing) and, if asked, its agents' messages, so that
@@ -1012,7 +1019,7 @@ def create_mongodb_session_manager(
         **kwargs,
     )
     try:
-        manager.load(messages=False)
+        manager.ensure_session()
     except WrongLoopError:
         logger.debug("session_id=<%s> | on the client's own loop: the session is created on first use", session_id)
     except BaseException:

@@ -718,3 +718,18 @@ def test_the_compat_reads_answer_for_a_session_stored_by_the_original(
     manager.set_prompt_metadata("support", {"prompt_id": "p-2"})  # a write: the session is migrated first
     assert manager.get_agent_config("support")["prompt_metadata"] == {"prompt_id": "p-2"}  # type: ignore[index]
     assert manager.get_agent_config("support")["model"] == "scripted-model"  # type: ignore[index]
+
+
+@pytest.mark.anyio
+async def test_ensure_session_creates_the_session_once(
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
+) -> None:
+    manager = factory.create_session_manager("ensured", application_name="app")
+    commands.take()
+    await manager.ensure_session_async()
+    assert commands.take() == ["findAndModify"]
+    await manager.ensure_session_async()
+    manager.ensure_session()
+    assert commands.take() == []  # the manager holds the session now
+    assert await manager.get_session_viewer_password_async()
+    assert await manager.get_application_name_async() == "app"
