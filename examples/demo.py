@@ -91,7 +91,7 @@ def print_transcript(uri: str, session_id: str) -> None:
         print(f"  #{stored.message_id} {stored.message['role']:9} {_describe(stored.message['content'])}")
     with MongoDBSessionManagerFactory(uri, DATABASE, COLLECTION) as factory:
         manager = factory.create_session_manager(session_id)
-        print("Metadata:", json.dumps(manager.get_metadata(), default=str))
+        print("Metadata:", json.dumps(manager.get_metadata()["metadata"], default=str))
         print("Feedback:", json.dumps(manager.get_feedbacks(), default=str))
         manager.close()
 
