@@ -1,0 +1,191 @@
+"""The state and plumbing shared by the parts of :class:`~.session_manager.MongoDBSessionManager`.
+
+The manager is assembled from :class:`ManagerBase` (construction, reaching the home loop, the session
+document), :class:`~._manager_agents.AgentPersistence` (restoring and storing agents and their
+conversations) and :class:`~._manager_records.SessionRecords` (metadata, feedback, agent configuration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from strands.types.session import SessionMessage
+
+from ._client_options import check_client_options
+from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
+from ._runtime import running_loop
+from ._sync_client import SyncClientSource
+from ._types import Document
+from ._validation import validate_id
+from .errors import (
+    ClosedError,
+    InvalidInputError,
+)
+from .hooks import Hook
+from .repository import AsyncMongoDBSessionRepository
+from .sync_repository import MongoDBSessionRepository
+from .usage import UsageTracker
+
+if TYPE_CHECKING:
+    from strands.types.agent import LocalAgent
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class AgentTracking:
+    """What the manager remembers about one initialized agent."""
+
+    agent: LocalAgent
+    latest: SessionMessage | None = None
+    # Messages still in agent.messages, to find a message again for redaction or streaming updates.
+    held: list[SessionMessage] = field(default_factory=list)
+    synced: Document | None = None
+    # Set when the agent was initialized from preloaded data without a stored record yet: the record
+    # (and any messages the agent started with) is written before the agent's first write.
+    pending_create: bool = False
+    # The stored record's version this manager last saw or wrote (optimistic concurrency).
+    version: int = 0
+    # The configuration (model id, system prompt) last read or written; None until known.
+    config: Document | None = None
+
+    @property
+    def next_message_id(self) -> int:
+        return 0 if self.latest is None else self.latest.message_id + 1
+
+
+@dataclass
+class Preloaded:
+    offset: int
+    messages: list[SessionMessage]
+
+
+class ManagerBase:
+    """Construction and plumbing of :class:`~.session_manager.MongoDBSessionManager` (see the module docstring)."""
+
+    def __init__(
+        self,
+        session_id: str,
+        connection_string: str | None = None,
+        database_name: str = DEFAULT_DATABASE_NAME,
+        collection_name: str = DEFAULT_COLLECTION_NAME,
+        client: Any = None,
+        metadata_fields: Sequence[str] | None = None,
+        metadata_hook: Hook | None = None,
+        feedback_hook: Hook | None = None,
+        application_name: str | None = None,
+        *,
+        repository: AsyncMongoDBSessionRepository | None = None,
+        isolate_application: bool = False,
+        ensure_indexes: bool = True,
+        ttl_seconds: int | None = None,
+        touch_after: int | None = None,
+        sync_client: SyncClientSource | None = None,
+        **kwargs: Any,
+    ) -> None:
+        metadata_hook = _renamed_argument(kwargs, "metadataHook", "metadata_hook", metadata_hook)
+        feedback_hook = _renamed_argument(kwargs, "feedbackHook", "feedback_hook", feedback_hook)
+        self.session_id = validate_id(session_id, "session")
+        check_client_options(kwargs)
+        owns_sync_client = False
+        if repository is None:
+            repository = AsyncMongoDBSessionRepository(
+                connection_string,
+                database_name,
+                collection_name,
+                client,
+                metadata_fields,
+                application_name,
+                isolate_application=isolate_application,
+                ensure_indexes=ensure_indexes,
+                ttl_seconds=ttl_seconds,
+                touch_after=touch_after,
+                **kwargs,
+            )
+            self._owns_repository = True
+            if sync_client is None:
+                sync_client = SyncClientSource.for_arguments(connection_string, client, kwargs)
+                owns_sync_client = True
+        else:
+            if ttl_seconds is not None or touch_after is not None or isolate_application:
+                raise InvalidInputError(
+                    "ttl_seconds, touch_after and isolate_application belong to the repository when one is given"
+                )
+            if kwargs:
+                raise InvalidInputError(f"client options {sorted(kwargs)} belong to the repository when one is given")
+            self._owns_repository = False
+        if sync_client is None:
+            sync_client = SyncClientSource(unavailable="this manager was built on a repository without one")
+        self._owns_sync_client = owns_sync_client
+        self._sync_client = sync_client
+        self._session_repository: MongoDBSessionRepository | None = None
+        self._restored_configs: dict[str, Document] = {}
+        self.repository = repository
+        self.metadata_hook = metadata_hook
+        self.feedback_hook = feedback_hook
+        self._session_document: Document | None = None
+        self._preloaded: dict[str, Preloaded] = {}
+        self._preloaded_session = False
+        self._agents: dict[str, AgentTracking] = {}
+        self._multi_agent_states: dict[str, Document] = {}
+        self._deferred: list[asyncio.Task[None]] = []
+        self._closed = False
+        self._usage = UsageTracker(self.repository.application_name)
+        # Redactions from Strands' own guardrail flow, whose stop reason the model call reports later.
+        self._redactions_without_stop_reason: dict[str, list[int]] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _run_blocking(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run an ``*_async`` method on the client's home loop, blocking this thread."""
+        self._check_open()
+        return self.repository.runtime.run_blocking(function, *args)
+
+    def _run_blocking_or_defer(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        """Blocking call, except on the client's own loop (Strands calls redaction and context-overflow
+        syncs synchronously mid-turn): there the write is scheduled, and the next awaited write of this
+        manager, or :meth:`close_async`, waits for it first, which keeps the writes in order."""
+        self._check_open()
+        if not self.repository.runtime.is_home_loop(running_loop()):
+            self._run_blocking(function, *args)
+            return
+        self._deferred.append(asyncio.get_running_loop().create_task(function(*args)))
+
+    async def _flush_deferred(self) -> None:
+        while self._deferred:
+            await self._deferred.pop(0)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"session manager for {self.session_id!r} is closed")
+
+    async def _keep_alive(self) -> None:
+        """Before a write: push the session's expiry back if a touch is due (at most once per
+        ``touch_after``). Raises :class:`SessionExpiredError` if the session expired meanwhile."""
+        if self._session_document is not None:
+            await self.repository.touch_if_due(self.session_id, self._session_document)
+
+    async def _session(self) -> Document:
+        if self._session_document is None:
+            document, created = await self.repository.load_session(self.session_id)
+            assert document is not None
+            self._session_document = document
+            if created:
+                logger.debug("session_id=<%s> | created session", self.session_id)
+        return self._session_document
+
+
+def _renamed_argument(kwargs: dict[str, Any], old: str, new: str, value: Any) -> Any:
+    """Take the deprecated spelling ``old`` out of ``kwargs`` (warning), unless ``new`` was given too."""
+    if old not in kwargs:
+        return value
+    warnings.warn(f"{old}= is deprecated, use {new}=", DeprecationWarning, stacklevel=3)
+    legacy = kwargs.pop(old)
+    return value if value is not None else legacy
