@@ -426,3 +426,66 @@ def test_the_repository_lists_messages_of_an_original_session_without_writing(
     finally:
         repository.close()
     assert snapshot(db) == before
+
+
+def test_the_original_apis_answer_from_a_migrated_session(factory: MongoDBSessionManagerFactory, db: Any) -> None:
+    original = conversation_session("conv", application_name="support-bot").build()
+    db[COLLECTION].insert_one(original)
+    manager = factory.create_session_manager("conv")
+    outcome = manager.repository.runtime.run_blocking(LegacyMigrator(manager.repository).migrate, "conv")
+    assert outcome.status == "migrated"
+    assert manager.get_agent_config("support") == {
+        "agent_id": "support",
+        "model": "scripted-model",
+        "system_prompt": "You are helpful.",
+        "prompt_metadata": {"prompt_id": "p-1", "prompt_version": "1.2.0"},
+    }
+    assert [agent["agent_id"] for agent in manager.list_agents()] == ["support", "triage"]
+    assert manager.get_application_name() == "support-bot"
+    assert manager.get_session_viewer_password() == original["session_viewer_password"]
+    assert manager.get_message_count("triage") == 6
+
+
+def test_a_restore_cancelled_mid_migration_does_not_stop_the_migration(
+    mongodb_uri: str, db_name: str, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mongodb_session_manager._legacy import gate
+    from mongodb_session_manager.repository import AsyncMongoDBSessionRepository
+
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    reached, release = threading.Event(), threading.Event()
+
+    class PausedMigrator(LegacyMigrator):
+        def __init__(self, repository: Any, **options: Any) -> None:
+            async def pause(point: str, session_id: str) -> None:
+                if point == "copied":
+                    reached.set()
+                    await asyncio.to_thread(release.wait, 30)
+
+            super().__init__(repository, checkpoint=pause, **options)
+
+    monkeypatch.setattr(gate, "LegacyMigrator", PausedMigrator)
+    repository = AsyncMongoDBSessionRepository(mongodb_uri, db_name, COLLECTION)
+
+    async def cancelled_restore() -> None:
+        restore = asyncio.ensure_future(repository.load_session("conv"))
+        assert await asyncio.to_thread(reached.wait, 30)
+        restore.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await restore
+        release.set()
+
+    try:
+        asyncio.run(cancelled_restore())
+        deadline = threading.Event()
+        for _ in range(300):  # the migration goes on in the client's loop; wait for its commit
+            if isinstance(db[COLLECTION].find_one({"_id": "conv"})["agents"], list):
+                break
+            deadline.wait(0.1)
+    finally:
+        release.set()
+        repository.runtime.close()
+    migrated = db[COLLECTION].find_one({"_id": "conv"})
+    assert isinstance(migrated["agents"], list)
+    assert CLAIM_FIELD not in migrated
+    assert db[COLLECTION + ".messages"].count_documents({}) == 14

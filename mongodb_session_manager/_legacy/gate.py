@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from strands.types.session import SessionMessage
 
@@ -13,6 +16,30 @@ from .migrator import LegacyMigrator, view
 
 if TYPE_CHECKING:
     from ..repository import AsyncMongoDBSessionRepository
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Migrations whose caller was cancelled, kept referenced until they finish.
+_orphans: set[asyncio.Task[Any]] = set()
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _orphans.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.info("a migration whose caller had gone failed: %r", task.exception())
+
+
+async def _finishing(work: Coroutine[Any, Any, T]) -> T:
+    """Await ``work`` in a task of its own that the caller's cancellation does not cancel."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            _orphans.add(task)
+            task.add_done_callback(_forget)
+        raise
 
 
 async def upgrade(
@@ -30,7 +57,9 @@ async def upgrade(
         return view(document) if is_legacy(document) else document
     migrator = LegacyMigrator(repository)
     if legacy:
-        await migrator.migrate(session_id)
+        # Shielded: a caller cancelled mid-way does not leave the session claimed (others would wait
+        # for the claim to go stale); the migration finishes for whoever restores the session next.
+        await _finishing(migrator.migrate(session_id))
         if repository.retention is not None:
             # The copies carry no expiry yet: give them the session's, as any write would.
             await repository.touch_session(session_id)
