@@ -18,6 +18,7 @@ from strands.types.session import SessionAgent, SessionMessage
 
 from . import _codec as codec
 from . import _compat
+from ._manager_base import AgentTracking, ManagerBase, Preloaded
 from ._runtime import running_loop
 from ._types import Document
 from ._validation import validate_id
@@ -33,7 +34,6 @@ from .errors import (
 if TYPE_CHECKING:
     from strands.types.agent import LocalAgent
 
-from ._manager_base import AgentTracking, ManagerBase, Preloaded
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _codec as codec
+from ._manager_base import ManagerBase
 from ._types import Document
 from ._validation import validate_id
 from .errors import (
@@ -15,12 +16,8 @@ from .errors import (
 from .hooks import call_with_hook
 
 if TYPE_CHECKING:
-    pass
-
-from ._manager_base import ManagerBase
-
-if TYPE_CHECKING:
     from .session_manager import MongoDBSessionManager
+
 logger = logging.getLogger(__name__)
 
 

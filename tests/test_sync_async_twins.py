@@ -60,8 +60,15 @@ PAIRS = [
 
 
 def public_methods(cls: type) -> dict[str, Callable[..., Any]]:
-    """Methods defined by the class itself (not inherited), without underscore names."""
-    return {name: value for name, value in vars(cls).items() if not name.startswith("_") and callable(value)}
+    """Methods the class defines or inherits from this package's classes (not Strands'), without
+    underscore names."""
+    found: dict[str, Callable[..., Any]] = {}
+    for owner in reversed(cls.__mro__):
+        if owner.__module__.startswith("mongodb_session_manager"):
+            found.update(
+                {name: value for name, value in vars(owner).items() if not name.startswith("_") and callable(value)}
+            )
+    return found
 
 
 def shape(function: Callable[..., Any], *, skip: set[str] = frozenset()) -> list[tuple[str, str, Any]]:

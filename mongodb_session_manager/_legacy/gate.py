@@ -15,6 +15,7 @@ from .layout import LEGACY_MARK, decode_session, is_legacy
 from .migrator import LegacyMigrator, view
 
 if TYPE_CHECKING:
+    from .._repository_base import RepositoryBase
     from ..repository import AsyncMongoDBSessionRepository
 
 logger = logging.getLogger(__name__)
@@ -71,9 +72,7 @@ async def upgrade(
     return migrated
 
 
-async def original_messages(
-    repository: AsyncMongoDBSessionRepository, session_id: str, agent_id: str
-) -> list[SessionMessage] | None:
+async def original_messages(repository: RepositoryBase, session_id: str, agent_id: str) -> list[SessionMessage] | None:
     """The agent's messages, in id order, if the session is still in the original layout (else None).
 
     Decoded from the original document; nothing is written.
