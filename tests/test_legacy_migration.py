@@ -128,12 +128,18 @@ def test_bad_base64_and_conflicting_duplicates_are_reported() -> None:
 # -- migrate on touch ------------------------------------------------------------------------------
 
 
-def test_restore_reads_the_original_session_and_migrates_it(factory: MongoDBSessionManagerFactory, db: Any) -> None:
+def test_restore_reads_the_original_session_and_migrates_it(
+    factory: MongoDBSessionManagerFactory, db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     original = conversation_session("conv").build()
     db[COLLECTION].insert_one(original)
     stored = db[COLLECTION].find_one({"_id": "conv"})
 
-    support = restore(factory, "conv", "support", "Hello again.")
+    with caplog.at_level("WARNING", logger="mongodb_session_manager._legacy.gate"):
+        support = restore(factory, "conv", "support", "Hello again.")
+    # The message the original could not read either is reported, not dropped silently.
+    assert "not migrated (kept in " in caplog.text
+    assert "messages[8]: undecodable message" in caplog.text
     triage = restore(factory, "conv", "triage")
 
     assert support.messages == original_restore(stored, "support")

@@ -60,7 +60,9 @@ async def upgrade(
     if legacy:
         # Shielded: a caller cancelled mid-way does not leave the session claimed (others would wait
         # for the claim to go stale); the migration finishes for whoever restores the session next.
-        await _finishing(migrator.migrate(session_id))
+        outcome = await _finishing(migrator.migrate(session_id))
+        for problem in outcome.problems:  # the bulk command reports them itself
+            logger.warning("not migrated (kept in %s): %s", migrator.backup.full_name, problem.describe())
         if repository.retention is not None:
             # The copies carry no expiry yet: give them the session's, as any write would.
             await repository.touch_session(session_id)
