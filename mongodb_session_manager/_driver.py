@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import anyio.to_thread
+from bson.binary import UuidRepresentation
+from bson.codec_options import CodecOptions
 from gridfs import AsyncGridFSBucket, GridFSBucket
 from pymongo import AsyncMongoClient, MongoClient, ReturnDocument
 from pymongo.operations import IndexModel
@@ -25,6 +27,9 @@ from . import _compat
 from ._types import Document
 
 Filter = Mapping[str, Any]
+
+# Decrypted values come back as plain dicts, with UUIDs in the standard representation.
+_ENCRYPTION_CODEC: CodecOptions[Any] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD)
 
 # Large enough that a conversation comes back in one reply (the server still caps a reply at 16 MiB).
 _FIND_BATCH_SIZE = 100_000
@@ -102,6 +107,11 @@ class ClientPort(Protocol):
         ...
 
     async def command(self, database: str, command: Mapping[str, Any]) -> Document: ...
+
+    def client_encryption(self, kms_providers: Mapping[str, Any], key_vault_namespace: str, **options: Any) -> Any:
+        """The driver's explicit-encryption object on this client (its methods awaited through
+        :attr:`calls`); ``options``: ``kms_tls_options``, ``key_expiration_ms``."""
+        ...
 
     def home_loop(self) -> asyncio.AbstractEventLoop | None:
         """The loop the client is bound to, or None if it is not bound (yet) or needs none."""
@@ -279,6 +289,11 @@ class PyMongoAsyncClientPort(_ClientPort):
     def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
         return AsyncGridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
 
+    def client_encryption(self, kms_providers: Mapping[str, Any], key_vault_namespace: str, **options: Any) -> Any:
+        from pymongo.asynchronous.encryption import AsyncClientEncryption
+
+        return AsyncClientEncryption(kms_providers, key_vault_namespace, self.client, _ENCRYPTION_CODEC, **options)
+
     def home_loop(self) -> asyncio.AbstractEventLoop | None:
         # PyMongo binds the client to the loop of its first operation and refuses any other.
         return _compat.pymongo_async_client_loop(self.client)
@@ -295,6 +310,14 @@ class MotorClientPort(_ClientPort):
         from motor.motor_asyncio import AsyncIOMotorGridFSBucket
 
         return AsyncIOMotorGridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
+
+    def client_encryption(self, kms_providers: Mapping[str, Any], key_vault_namespace: str, **options: Any) -> Any:
+        from motor.motor_asyncio import AsyncIOMotorClientEncryption
+
+        options.pop("key_expiration_ms", None)  # Motor does not take it: libmongocrypt's default (60 s) applies
+        return AsyncIOMotorClientEncryption(
+            kms_providers, key_vault_namespace, self.client, _ENCRYPTION_CODEC, **options
+        )
 
     def home_loop(self) -> asyncio.AbstractEventLoop | None:
         # Motor fixes its loop the first time it needs one; its futures belong to that loop.
@@ -313,6 +336,11 @@ class SyncClientPort(_ClientPort):
 
     def gridfs_bucket(self, database: str, bucket_name: str, chunk_size_bytes: int) -> Any:
         return GridFSBucket(self.client[database], bucket_name, chunk_size_bytes)
+
+    def client_encryption(self, kms_providers: Mapping[str, Any], key_vault_namespace: str, **options: Any) -> Any:
+        from pymongo.encryption import ClientEncryption
+
+        return ClientEncryption(kms_providers, key_vault_namespace, self.client, _ENCRYPTION_CODEC, **options)
 
 
 def _is_motor_client(client: object) -> bool:

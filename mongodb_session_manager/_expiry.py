@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ._codec import utc_now
+from ._encryption import PlainCipher
 from ._message_blobs import MessageBlobs
 from ._namespace import SessionNamespace
 from ._types import Document
@@ -31,10 +32,18 @@ class Expiry:
     a repository without retention still removes expired sessions it finds (another repository on the
     same namespace may have set their expiry)."""
 
-    def __init__(self, namespace: SessionNamespace, blobs: MessageBlobs, retention: Retention | None) -> None:
+    def __init__(
+        self,
+        namespace: SessionNamespace,
+        blobs: MessageBlobs,
+        retention: Retention | None,
+        cipher: PlainCipher | None = None,
+    ) -> None:
         self.namespace = namespace
         self.blobs = blobs
         self.retention = retention
+        # The session's data key expires with it, and is deleted when an expired session is removed.
+        self.cipher = cipher or PlainCipher()
 
     def stamp(self, document: Document, now: datetime | None = None) -> Document:
         """Give a document its expiry, counted from ``now`` (when sessions expire)."""
@@ -71,6 +80,7 @@ class Expiry:
                     {"metadata.session_id": session_id, f"metadata.{EXPIRES_AT}": older},
                     {"$set": {f"metadata.{EXPIRES_AT}": expiry}},
                 ),
+                self.cipher.touched(session_id, expiry),
             )
 
         if known_expiry is not None and now < as_utc(known_expiry):
@@ -118,6 +128,7 @@ class Expiry:
         # Without retention settings of its own, this repository only knows the session is over.
         before = now if self.retention is None else self.retention.leftover_before(expiry)
         removed = await self.remove_leftovers(session_id, before)
+        await self.cipher.erase(session_id)
         await sessions.delete_many({"_id": session_id, "created_at": document.get("created_at"), **expired(now)})
         logger.debug("session_id=<%s> | removed the expired session", session_id)
         return removed

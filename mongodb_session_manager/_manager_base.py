@@ -22,6 +22,7 @@ from ._runtime import running_loop
 from ._sync_client import SyncClientSource
 from ._types import Document
 from ._validation import validate_id
+from .encryption import EncryptionOptions
 from .errors import (
     ClosedError,
     InvalidInputError,
@@ -88,6 +89,7 @@ class ManagerBase:
         ttl_seconds: int | None = None,
         touch_after: int | None = None,
         sync_client: SyncClientSource | None = None,
+        encryption: EncryptionOptions | None = None,
         **kwargs: Any,
     ) -> None:
         metadata_hook = _renamed_argument(kwargs, "metadataHook", "metadata_hook", metadata_hook)
@@ -107,6 +109,7 @@ class ManagerBase:
                 ensure_indexes=ensure_indexes,
                 ttl_seconds=ttl_seconds,
                 touch_after=touch_after,
+                encryption=encryption,
                 **kwargs,
             )
             self._owns_repository = True
@@ -114,9 +117,10 @@ class ManagerBase:
                 sync_client = SyncClientSource.for_arguments(connection_string, client, kwargs)
                 owns_sync_client = True
         else:
-            if ttl_seconds is not None or touch_after is not None or isolate_application:
+            if ttl_seconds is not None or touch_after is not None or isolate_application or encryption is not None:
                 raise InvalidInputError(
-                    "ttl_seconds, touch_after and isolate_application belong to the repository when one is given"
+                    "ttl_seconds, touch_after, isolate_application and encryption belong to the repository when "
+                    "one is given"
                 )
             if kwargs:
                 raise InvalidInputError(f"client options {sorted(kwargs)} belong to the repository when one is given")

@@ -12,6 +12,7 @@ from typing import Any
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ._codec import utc_now
+from ._encryption import PlainCipher
 from ._expiry import Expiry
 from ._message_blobs import MessageBlobs
 from ._namespace import SessionNamespace
@@ -30,12 +31,16 @@ def missing(session_id: str, agent_id: str, message_id: int) -> NotFoundError:
 
 class MessageStore:
     """The message documents of one namespace; a message too large for one document keeps its
-    content in GridFS (:class:`MessageBlobs`)."""
+    content in GridFS (:class:`MessageBlobs`). Content is sealed by the ``cipher`` before anything
+    is stored (so a GridFS blob holds ciphertext too) and opened after reading."""
 
-    def __init__(self, namespace: SessionNamespace, blobs: MessageBlobs, expiry: Expiry) -> None:
+    def __init__(
+        self, namespace: SessionNamespace, blobs: MessageBlobs, expiry: Expiry, cipher: PlainCipher | None = None
+    ) -> None:
         self.namespace = namespace
         self.blobs = blobs
         self.expiry = expiry
+        self.cipher = cipher or PlainCipher()
 
     async def insert(self, session_id: str, agent_id: str, documents: Sequence[Document]) -> None:
         """Insert the documents in one round trip (ordered; stops at the first duplicate).
@@ -43,6 +48,8 @@ class MessageStore:
         Raises :class:`DuplicateMessageError` when a message id is stored already; the blobs of
         messages that were not stored are deleted again.
         """
+        for document in documents:
+            await self.cipher.seal_message(session_id, document)
         blobs = [await self.blobs.offload_if_large(document) for document in documents]
         try:
             with storing(f"message of agent {agent_id!r}", session_id, documents):
@@ -74,6 +81,7 @@ class MessageStore:
 
     async def replace_content(self, session_id: str, agent_id: str, message_id: int, changes: Document) -> None:
         """Replace the message's content fields with ``changes``; :class:`NotFoundError` if it is missing."""
+        await self.cipher.seal_message(session_id, changes)
         self.expiry.stamp(changes)  # a blob written now must expire with the message
         blob_id = await self.blobs.offload_if_large(changes)
         update: Document = (
@@ -85,6 +93,8 @@ class MessageStore:
     async def update(self, session_id: str, agent_id: str, message_id: int, update: Document, stored: Any) -> bool:
         """Apply ``update`` to the message (``stored``: what it writes, for error messages); False if
         there is no such message."""
+        if isinstance(update.get("$set"), dict):
+            await self.cipher.seal_message(session_id, update["$set"])
         with storing(f"message {message_id} of agent {agent_id!r}", session_id, stored):
             result = await self.namespace.messages.update_one(
                 {"session_id": session_id, "agent_id": agent_id, "message_id": message_id}, update
@@ -104,7 +114,7 @@ class MessageStore:
     async def read(self, session_id: str, agent_id: str, message_id: int) -> Document | None:
         scope = {"session_id": session_id, "agent_id": agent_id, "message_id": message_id, **live(utc_now())}
         document = await self.namespace.messages.find_one(scope, _NO_ID)
-        return None if document is None else await self.blobs.inflate(document)
+        return None if document is None else await self._open(session_id, document)
 
     async def list(self, session_id: str, agent_id: str, offset: int, limit: int | None) -> list[Document]:
         """The live messages in id order, skipping ``offset`` and returning at most ``limit``."""
@@ -115,7 +125,10 @@ class MessageStore:
             limit=limit or 0,
             projection=_NO_ID,
         )
-        return [await self.blobs.inflate(document) for document in documents]
+        return [await self._open(session_id, document) for document in documents]
+
+    async def _open(self, session_id: str, document: Document) -> Document:
+        return await self.cipher.open_message(session_id, await self.blobs.inflate(document))
 
     async def count(self, session_id: str, agent_id: str) -> int:
         scope = {"session_id": session_id, "agent_id": agent_id, **live(utc_now())}

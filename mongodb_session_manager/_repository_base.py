@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import _codec as codec
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME, runtime_for
+from ._encryption import AGENT_FIELDS, MULTI_AGENT_FIELDS, cipher_for
 from ._expiry import Expiry
 from ._indexes import ensure_indexes
 from ._legacy.layout import needs_upgrade
@@ -28,6 +29,7 @@ from ._validation import (
     validate_id,
     validate_name,
 )
+from .encryption import EncryptionOptions
 from .errors import (
     InvalidInputError,
 )
@@ -56,6 +58,7 @@ class RepositoryBase:
         ttl_seconds: int | None = None,
         touch_after: int | None = None,
         runtime: ClientRuntime | None = None,
+        encryption: EncryptionOptions | None = None,
         **kwargs: Any,
     ) -> None:
         self.database_name = validate_name(database_name, "database_name")
@@ -74,10 +77,13 @@ class RepositoryBase:
         self.namespace = SessionNamespace(
             self.runtime, self.database_name, self.collection_name, self.application_name, self.isolate_application
         )
+        # The one layer encryption lives in: fields are sealed after _codec shapes them, opened before.
+        self.cipher = cipher_for(encryption, self.runtime, self.database_name, self.collection_name)
+        self.encryption = encryption
         self.blobs = MessageBlobs(self.namespace)
-        self.expiry = Expiry(self.namespace, self.blobs, self.retention)
-        self.documents = SessionDocuments(self.namespace, self.expiry)
-        self.messages = MessageStore(self.namespace, self.blobs, self.expiry)
+        self.expiry = Expiry(self.namespace, self.blobs, self.retention, self.cipher)
+        self.documents = SessionDocuments(self.namespace, self.expiry, self.cipher)
+        self.messages = MessageStore(self.namespace, self.blobs, self.expiry, self.cipher)
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -101,6 +107,7 @@ class RepositoryBase:
                 ttl=self.retention is not None,
                 application=self.application_name is not None,
             )
+            await self.cipher.prepare(ttl=self.retention is not None)
             self._indexes_ready = True
 
     # -- expiry -----------------------------------------------------------------------------------
@@ -164,7 +171,17 @@ class RepositoryBase:
             # Every repository object is an AsyncMongoDBSessionRepository; this base is one of its parts.
             repository = cast("AsyncMongoDBSessionRepository", self)
             document = await upgrade(repository, session_id, document, migrate=create)
+        if document is not None:
+            await self.open_records(session_id, document)
         return document, created
+
+    async def open_records(self, session_id: str, document: Document) -> Document:
+        """Decrypt the agent and multi-agent records of a session document, in place."""
+        for record in document.get("agents") or ():
+            await self.cipher.open(session_id, record, AGENT_FIELDS)
+        for record in document.get("multi_agents") or ():
+            await self.cipher.open(session_id, record, MULTI_AGENT_FIELDS)
+        return document
 
 
 def check_agent_config(config: Mapping[str, Any]) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import _codec as codec
+from ._encryption import AGENT_FIELDS, feedback_fields
 from ._repository_base import RepositoryBase, check_agent_config
 from ._runtime import on_home_loop
 from ._session_documents import GENERATION, last_activity
@@ -41,6 +42,7 @@ class SessionRecordOperations(RepositoryBase):
         if not paths:
             return
         encoded_size("metadata", session_id, paths)  # every value checked before anything is written
+        paths = await self.cipher.seal_metadata(session_id, metadata, paths)
         fresh = self.documents.fresh_fields(session_id)
         for field in ("metadata", "last_activity_at"):
             del fresh[field]
@@ -55,7 +57,8 @@ class SessionRecordOperations(RepositoryBase):
         document = await self.read_session_fields(session_id, ["metadata"])
         if document is None:
             return None
-        return {"_id": document["_id"], "metadata": dict(document.get("metadata") or {})}
+        metadata = await self.cipher.open(session_id, dict(document.get("metadata") or {}))
+        return {"_id": document["_id"], "metadata": metadata}
 
     @on_home_loop
     async def read_session_fields(self, session_id: str, names: Sequence[str]) -> Document | None:
@@ -89,6 +92,8 @@ class SessionRecordOperations(RepositoryBase):
         if document is None:
             return None
         records = list(document.get("agents") or [])
+        for record in records:
+            await self.cipher.open(session_id, record, AGENT_FIELDS)
         return records if agent_id is None else [record for record in records if record.get("agent_id") == agent_id]
 
     @on_home_loop
@@ -130,6 +135,7 @@ class SessionRecordOperations(RepositoryBase):
             raise InvalidInputError(f"feedback must be a dict, got {type(feedback).__name__}")
         check_nested_keys(feedback, 0)
         document = self.expiry.stamp(codec.feedback_document(session_id, dict(feedback)))
+        await self.cipher.seal(session_id, document["feedback"], feedback_fields(document["feedback"]))
         if encoded_size("feedback", session_id, document) > BSON_LIMIT:
             raise DocumentTooLargeError(too_large_message("feedback", session_id, feedback, "refused before writing"))
         await self._ready()
@@ -149,4 +155,6 @@ class SessionRecordOperations(RepositoryBase):
         documents = await self.namespace.feedback.find(
             {"session_id": session_id, **live(codec.utc_now())}, sort=[("created_at", 1), ("_id", 1)]
         )
+        for document in documents:
+            await self.cipher.open(session_id, document["feedback"])
         return [codec.feedback_from_document(document) for document in documents]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,6 +10,7 @@ from pymongo.errors import DuplicateKeyError
 from strands.types.session import Session, SessionType
 
 from ._codec import find_record, iso_now, session_document, utc_now
+from ._encryption import PlainCipher
 from ._expiry import Expiry
 from ._namespace import SessionNamespace
 from ._types import Document
@@ -32,9 +34,18 @@ class SessionDocuments:
     """Reads and writes of whole session documents and of the records embedded in them (``agents``,
     ``multi_agents``), within one namespace. Coroutines must run on the client's home loop."""
 
-    def __init__(self, namespace: SessionNamespace, expiry: Expiry) -> None:
+    def __init__(self, namespace: SessionNamespace, expiry: Expiry, cipher: PlainCipher | None = None) -> None:
         self.namespace = namespace
         self.expiry = expiry
+        self.cipher = cipher or PlainCipher()
+
+    async def _created(self, session_id: str, document: Mapping[str, Any]) -> None:
+        """A new session document was just inserted: clear what an expired one of that id left, and
+        create its data key (per-session encryption), concurrently."""
+        await asyncio.gather(
+            self.expiry.created(session_id, document.get("last_activity_at") or utc_now()),
+            self.cipher.session_created(session_id, document.get(EXPIRES_AT)),
+        )
 
     async def exists(self, session_id: str) -> bool:
         return await self.namespace.sessions.find_one(self.namespace.live(session_id), {"_id": 1}) is not None
@@ -78,7 +89,7 @@ class SessionDocuments:
             except DuplicateKeyError as error:
                 if attempt == UPSERT_ATTEMPTS - 1 or await self.expiry.replace_expired(session_id) is None:
                     raise AlreadyExistsError(f"session {session_id!r} already exists") from error
-        await self.expiry.created(session_id, document["last_activity_at"])
+        await self._created(session_id, document)
 
     async def load_or_create(
         self, session_id: str, projection: Mapping[str, Any] | None = None
@@ -99,7 +110,7 @@ class SessionDocuments:
                 document = None
             if document is not None:
                 if document.get("created_at") == fresh["created_at"]:
-                    await self.expiry.created(session_id, fresh["last_activity_at"])
+                    await self._created(session_id, fresh)
                     return document, True
                 return await self.expiry.touch_if_due(session_id, document), False
             document = await sessions.find_one(self.namespace.live(session_id), projection)
@@ -125,7 +136,7 @@ class SessionDocuments:
                 await self.expiry.replace_expired(session_id)
                 continue
             if result.upserted_id is not None:
-                await self.expiry.created(session_id, utc_now())
+                await self._created(session_id, update.get("$setOnInsert") or {})
             return
 
     async def add_record(self, session_id: str, array: str, key: str, record: Document, what: str) -> None:

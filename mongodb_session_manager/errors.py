@@ -77,3 +77,23 @@ class WrongLoopError(MongoDBSessionError, RuntimeError):
 
 class ClosedError(MongoDBSessionError, RuntimeError):
     """The factory, manager, repository or pool was used after ``close()``."""
+
+
+class EncryptionError(MongoDBSessionError):
+    """Client-side encryption of session data failed or is misconfigured (see ``docs/encryption.md``)."""
+
+
+class EncryptionNotInstalledError(EncryptionError, ImportError):
+    """``encryption=`` was given but ``pymongocrypt`` is missing: install ``mongodb-session-manager[encryption]``."""
+
+
+class MasterKeyError(EncryptionError):
+    """A data key could not be unwrapped with the configured master key (wrong key, or no access to the KMS)."""
+
+
+class SessionErasedError(EncryptionError, NotFoundError):
+    """The session's data key was deleted: its stored data can never be decrypted again (crypto-shredding)."""
+
+
+class EncryptionRequiredError(EncryptionError):
+    """Encrypted session data was read by a repository configured without ``encryption=``; nothing was returned."""

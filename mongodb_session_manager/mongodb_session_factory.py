@@ -19,6 +19,7 @@ from ._runtime import ClientRuntime
 from ._sync_client import SyncClientSource
 from ._types import Document
 from ._validation import validate_field_names, validate_id, validate_name
+from .encryption import EncryptionOptions
 from .errors import ClosedError, InvalidInputError
 from .repository import AsyncMongoDBSessionRepository
 from .retention import Retention
@@ -50,7 +51,11 @@ class _FactoryCore:
         ensure_indexes: bool,
         ttl_seconds: int | None,
         touch_after: int | None,
+        encryption: EncryptionOptions | None = None,
     ) -> None:
+        if encryption is not None and not isinstance(encryption, EncryptionOptions):
+            raise InvalidInputError(f"encryption must be an EncryptionOptions, got {type(encryption).__name__}")
+        self.encryption = encryption
         self.database_name = validate_name(database_name, "database_name")
         self.collection_name = validate_name(collection_name, "collection_name")
         self.metadata_fields = validate_field_names(metadata_fields)
@@ -106,6 +111,9 @@ class _FactoryCore:
         retention = self.retention
         if "ttl_seconds" in kwargs or "touch_after" in kwargs:
             retention = Retention.of(kwargs.pop("ttl_seconds", None), kwargs.pop("touch_after", None))
+        encryption = kwargs.pop("encryption", self.encryption)
+        if encryption is not None and not isinstance(encryption, EncryptionOptions):
+            raise InvalidInputError(f"encryption must be an EncryptionOptions, got {type(encryption).__name__}")
         # Overrides are validated before they become a cache key (an unhashable value would raise a bare
         # TypeError, and an empty name would silently mean the default).
         key = (
@@ -115,6 +123,7 @@ class _FactoryCore:
             None if application_name is None else validate_id(application_name, "application"),
             retention,
             isolate,
+            encryption,  # by identity: one repository (and one data-key cache) per options object
         )
         with self._lock:
             repository = self._repositories.get(key)
@@ -129,6 +138,7 @@ class _FactoryCore:
                     ttl_seconds=None if retention is None else retention.ttl_seconds,
                     touch_after=None if retention is None else retention.touch_after,
                     runtime=self._runtime,
+                    encryption=encryption,
                 )
         return MongoDBSessionManager(session_id, repository=repository, sync_client=self._sync_client, **kwargs)
 
@@ -170,6 +180,8 @@ class MongoDBSessionManagerFactory(_FactoryCore):
             :class:`MongoDBSessionManager`); None keeps them until deleted.
         touch_after: How often (seconds of activity) a session's expiry is pushed back; defaults to
             a tenth of ``ttl_seconds``.
+        encryption: Encrypt every manager's conversations, state and feedback before they are stored
+            (:class:`~mongodb_session_manager.EncryptionOptions`, ``docs/encryption.md``).
         **client_kwargs: Client options (``maxPoolSize``, ``tls``, ...), used with ``connection_string``.
     """
 
@@ -186,6 +198,7 @@ class MongoDBSessionManagerFactory(_FactoryCore):
         ensure_indexes: bool = True,
         ttl_seconds: int | None = None,
         touch_after: int | None = None,
+        encryption: EncryptionOptions | None = None,
         **client_kwargs: Any,
     ) -> None:
         super().__init__(
@@ -200,6 +213,7 @@ class MongoDBSessionManagerFactory(_FactoryCore):
             ensure_indexes=ensure_indexes,
             ttl_seconds=ttl_seconds,
             touch_after=touch_after,
+            encryption=encryption,
         )
 
     def create_session_manager(
@@ -267,6 +281,7 @@ class AsyncMongoDBSessionManagerFactory(_FactoryCore):
         ensure_indexes: bool = True,
         ttl_seconds: int | None = None,
         touch_after: int | None = None,
+        encryption: EncryptionOptions | None = None,
         **client_kwargs: Any,
     ) -> None:
         super().__init__(
@@ -281,6 +296,7 @@ class AsyncMongoDBSessionManagerFactory(_FactoryCore):
             ensure_indexes=ensure_indexes,
             ttl_seconds=ttl_seconds,
             touch_after=touch_after,
+            encryption=encryption,
         )
 
     async def create_session_manager(

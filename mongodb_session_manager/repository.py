@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from strands.types.session import Session, SessionAgent
 
 from . import _codec as codec
+from ._encryption import AGENT_FIELDS, MULTI_AGENT_FIELDS
 from ._legacy.layout import LEGACY_MARK
 from ._repository_base import RepositoryBase, check_agent_config
 from ._repository_messages import MessageOperations
@@ -56,6 +57,8 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
             sessions until they are deleted.
         touch_after: Refresh a session's expiry at most once per this many seconds of activity;
             defaults to a tenth of ``ttl_seconds`` (at most an hour).
+        encryption: Encrypt conversations, state and feedback in this process before they are stored
+            (:class:`~mongodb_session_manager.EncryptionOptions`, ``docs/encryption.md``).
         **kwargs: Client options, used only when a connection string is given.
     """
 
@@ -90,6 +93,9 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
         scope = self.namespace.scope(session_id)  # an expired session is deleted too
         if self.application_scope is not None and await self.namespace.sessions.find_one(scope, {"_id": 1}) is None:
             return
+        # The data key first (per-session encryption): once it is gone, every copy of the session's data,
+        # backups included, is unreadable, whatever happens to the deletes below.
+        await self.cipher.erase(session_id)
         # Children first: an interrupted delete never leaves messages a re-created session would inherit.
         await self.namespace.messages.delete_many({"session_id": session_id})
         await self.blobs.delete_where({"metadata.session_id": session_id})
@@ -117,6 +123,7 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
         if config:
             check_agent_config(config)
             record.update(config)
+        await self.cipher.seal(session_id, record, AGENT_FIELDS)
         await self.documents.add_record(session_id, "agents", "agent_id", record, f"agent {agent_id!r}")
 
     @on_home_loop
@@ -133,7 +140,9 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
 
             document = await upgrade(self, session_id, {"_id": session_id, LEGACY_MARK: session_id}, migrate=True)
             record = codec.find_record(document.get("agents") if document else None, "agent_id", agent_id)
-        return None if record is None else codec.agent_from_record(record)
+        if record is None:
+            return None
+        return codec.agent_from_record(await self.cipher.open(session_id, record, AGENT_FIELDS))
 
     @on_home_loop
     async def update_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
@@ -152,7 +161,7 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
         """
         validate_id(session_id, "session")
         agent_id = validate_id(session_agent.agent_id, "agent")
-        record = codec.agent_record(session_agent)
+        record = await self.cipher.seal(session_id, codec.agent_record(session_agent), AGENT_FIELDS)
         skipped = ("agent_id", "created_at", "version")
         changes = {field: value for field, value in record.items() if field not in skipped}
         match: Document = {"agent_id": agent_id}
@@ -179,6 +188,7 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
         validate_id(session_id, "session")
         multi_agent_id = validate_id(multi_agent.id, "multi-agent")
         record = codec.multi_agent_record(multi_agent_id, multi_agent.serialize_state())
+        await self.cipher.seal(session_id, record, MULTI_AGENT_FIELDS)
         await self.documents.add_record(
             session_id, "multi_agents", "multi_agent_id", record, f"multi-agent {multi_agent_id!r}"
         )
@@ -189,14 +199,17 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
         validate_id(session_id, "session")
         validate_id(multi_agent_id, "multi-agent")
         record = await self.documents.read_record(session_id, "multi_agents", "multi_agent_id", multi_agent_id)
-        return None if record is None else dict(record["state"])
+        if record is None:
+            return None
+        return dict((await self.cipher.open(session_id, record, MULTI_AGENT_FIELDS))["state"])
 
     @on_home_loop
     async def update_multi_agent(self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any) -> None:
         """Replace the orchestrator's state; raises :class:`NotFoundError` if it was never created."""
         validate_id(session_id, "session")
         multi_agent_id = validate_id(multi_agent.id, "multi-agent")
-        state = multi_agent.serialize_state()
+        sealed = await self.cipher.seal(session_id, {"state": multi_agent.serialize_state()}, MULTI_AGENT_FIELDS)
+        state = sealed["state"]
         match = {"multi_agent_id": multi_agent_id}
         what = f"multi-agent {multi_agent_id!r}"
         if not await self.documents.update_record(
@@ -209,6 +222,8 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
     async def close(self) -> None:
         """Close the client if this repository created it; borrowed clients stay open. Idempotent."""
         if self._owns_runtime:
+            if not self.runtime.closed:
+                await self.runtime.run(self.cipher.close)
             await self.runtime.aclose()
 
     async def __aenter__(self) -> AsyncMongoDBSessionRepository:
