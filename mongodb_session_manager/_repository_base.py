@@ -172,10 +172,10 @@ class RepositoryBase:
             repository = cast("AsyncMongoDBSessionRepository", self)
             document = await upgrade(repository, session_id, document, migrate=create)
         if document is not None:
-            await self.open_records(session_id, document)
+            await self._open_records(session_id, document)
         return document, created
 
-    async def open_records(self, session_id: str, document: Document) -> Document:
+    async def _open_records(self, session_id: str, document: Document) -> Document:
         """Decrypt the agent and multi-agent records of a session document, in place."""
         for record in document.get("agents") or ():
             await self.cipher.open(session_id, record, AGENT_FIELDS)
