@@ -28,6 +28,7 @@ BENCHMARKS = {
     "memory": "bench_memory",
     "http": "bench_http",
     "migrate": "bench_migrate",
+    "network": "bench_network",
 }
 
 

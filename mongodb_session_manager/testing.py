@@ -162,6 +162,9 @@ class LocalMongoServer:
         extra_args: further command-line arguments for the server.
         port: the TCP port to listen on (on ``127.0.0.1``). By default a free port is chosen. A port
             already in use makes :meth:`start` raise ``RuntimeError``.
+        tls_cert_file, tls_key_file: serve TLS only (``--tls-cert-file``/``--tls-key-file``, PEM).
+        tls_ca_file: the PEM CA that signed ``tls_cert_file``; :attr:`uri`,
+            :meth:`uri_with_credentials` and this class's own clients trust it (``tls=true&tlsCAFile=``).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. :meth:`restart` stops the
     process and starts it again on the same port with the same data.
@@ -179,7 +182,15 @@ class LocalMongoServer:
         users: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
         port: int | None = None,
+        tls_cert_file: str | None = None,
+        tls_key_file: str | None = None,
+        tls_ca_file: str | None = None,
     ) -> None:
+        if (tls_cert_file is None) != (tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        self.tls_cert_file = tls_cert_file
+        self.tls_key_file = tls_key_file
+        self.tls_ca_file = tls_ca_file
         if port is not None and not 0 < port < 65536:
             raise ValueError(f"port must be between 1 and 65535, got {port}")
         self.requested_port = port
@@ -217,7 +228,7 @@ class LocalMongoServer:
     @property
     def uri(self) -> str:
         """``mongodb://127.0.0.1:PORT/``, without credentials (see :meth:`uri_with_credentials`)."""
-        return f"mongodb://{_HOST}:{self.port}/"
+        return f"mongodb://{_HOST}:{self.port}/{self._tls_query('?')}"
 
     @property
     def pid(self) -> int | None:
@@ -246,8 +257,16 @@ class LocalMongoServer:
                 raise KeyError(f"no password known for user {username!r}; pass it explicitly") from None
         return (
             f"mongodb://{quote_plus(username)}:{quote_plus(password)}@{_HOST}:{self.port}/"
-            f"?authSource={quote_plus(auth_source)}"
+            f"?authSource={quote_plus(auth_source)}{self._tls_query('&')}"
         )
+
+    def _tls_query(self, separator: str) -> str:
+        if self.tls_cert_file is None:
+            return ""
+        query = f"{separator}tls=true"
+        if self.tls_ca_file is not None:
+            query += f"&tlsCAFile={quote_plus(self.tls_ca_file)}"
+        return query
 
     def log_tail(self, max_lines: int = 40) -> str:
         """The last ``max_lines`` lines of the server log (empty if there is none)."""
@@ -396,6 +415,8 @@ class LocalMongoServer:
             args.append("--auth")
         if self.sync_on_commit:
             args.append("--sync-on-commit")
+        if self.tls_cert_file is not None and self.tls_key_file is not None:
+            args += ["--tls-cert-file", self.tls_cert_file, "--tls-key-file", self.tls_key_file]
         args.extend(self.extra_args)
         return args
 

@@ -1,0 +1,402 @@
+"""The factory, restore, turn and HTTP figures against a "remote" MongoDB: TLS, SCRAM, added latency.
+
+For each round-trip time (0 = loopback, 2 ms, 10 ms; ``benchmarks._latency_proxy``), a fresh local
+test server serving TLS only (certificate from a throwaway CA made for the run) and requiring SCRAM
+authentication (``benchmarks._network``). Every client, ours and the baselines, connects through the
+proxy with the same URI. Per RTT:
+
+* factory: ``create_session_manager`` + ``get_metadata()`` + ``close()`` vs a new
+  ``MongoDBSessionManager(connection_string=...)`` per request (its own client: TLS handshake, SCRAM,
+  server discovery) vs a raw warm ``MongoClient.find_one`` (the floor);
+* restore 1,000 messages: an ``Agent`` restoring through the factory, the library's message read
+  alone, a raw ``find`` of the same documents, and the same 1,000 messages stored in other layouts:
+  one document with an array (the original v0.9 layout) and buckets of 100 messages per document;
+* turns: a text turn (2 messages) and a tool turn (4 messages) through the sync API, with the
+  factory's manager vs no session manager; the overhead is given in measured round trips;
+* HTTP (64 sessions): ``examples/fastapi_app.py`` vs the per-request-client app, as in ``bench_http``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from typing import Any
+
+from pymongo import MongoClient
+from strands import Agent
+
+from mongodb_session_manager import MongoDBSessionManager, MongoDBSessionManagerFactory
+from mongodb_session_manager.scripted_model import ScriptedModel
+
+from . import bench_http
+from ._common import Case, CommandCounter, Context, Row, interleave, relate, summarize
+from ._data import conversation, lookup
+from ._network import RemoteMongoDB, remote_mongodb
+from .bench_turns import _new_agent, _script_turn
+
+NAME = "network"
+COLLECTION = "sessions"
+AGENT_ID = "assistant"
+RTTS_MS = (0.0, 2.0, 10.0)
+RESTORE_SIZE = 1_000
+BUCKET_SIZE = 100
+
+
+def run(ctx: Context, rtts: tuple[float, ...] = RTTS_MS, *, http: bool = True) -> None:
+    if ctx.external_uri is not None:
+        print("network: skipped with MONGODB_URI (it needs the local test server)")
+        return
+    results: dict[float, dict[str, Any]] = {}
+    for rtt in rtts:
+        with remote_mongodb(ctx, rtt) as remote:
+            results[rtt] = _run_rtt(ctx, remote, http=http)
+    _targets(ctx, results)
+
+
+def _group(remote: RemoteMongoDB, what: str) -> str:
+    return f"{what}, TLS+auth, rtt {remote.rtt_ms:g}ms"
+
+
+def _run_rtt(ctx: Context, remote: RemoteMongoDB, *, http: bool) -> dict[str, Any]:
+    uri = remote.uri
+    database = f"bench_network_{int(remote.rtt_ms)}"
+    commands = CommandCounter()
+    result: dict[str, Any] = {"measured_rtt_ms": remote.measured_rtt_ms}
+    ctx.report.add(
+        Row(
+            _group(remote, "network"),
+            "ping through a warm client (measured round trip)",
+            value=round(remote.measured_rtt_ms, 2),
+            unit="ms",
+            commands=1,
+        )
+    )
+    factory = MongoDBSessionManagerFactory(
+        uri, database_name=database, collection_name=COLLECTION, event_listeners=[commands]
+    )
+    raw = MongoClient(uri)
+    try:
+        result.update(_factory(ctx, remote, factory, raw, database, commands))
+        result.update(_restore(ctx, remote, factory, raw, database, commands))
+        result.update(_turns(ctx, remote, factory, commands))
+    finally:
+        raw.close()
+        factory.close()
+    if http:
+        result.update(_http(ctx, remote))
+    return result
+
+
+def _factory(
+    ctx: Context,
+    remote: RemoteMongoDB,
+    factory: MongoDBSessionManagerFactory,
+    raw: MongoClient[Any],
+    database: str,
+    commands: CommandCounter,
+) -> dict[str, Any]:
+    group = _group(remote, "factory")
+    ids = itertools.count()
+    sessions = raw[database][COLLECTION]
+    client_commands = CommandCounter()
+
+    def with_factory() -> None:
+        manager = factory.create_session_manager(f"req-{next(ids)}")
+        manager.get_metadata()
+        manager.close()
+
+    def floor() -> None:
+        sessions.find_one({"_id": f"req-{next(ids)}"}, {"metadata": 1})
+
+    def per_request() -> None:
+        manager = MongoDBSessionManager(
+            f"req-{next(ids)}",
+            connection_string=remote.uri,
+            database_name=database,
+            collection_name=COLLECTION,
+            event_listeners=[client_commands],
+        )
+        manager.get_metadata()
+        manager.close()
+
+    fast = [
+        Case("factory: create + get_metadata + close", with_factory, commands),
+        Case("floor: raw PyMongo find_one (warm client)", floor),
+    ]
+    slow = Case("new client: construct + get_metadata + close", per_request, client_commands)
+    interleave(fast, repeats=40 if ctx.quick else 150, budget=3 if ctx.quick else 8)
+    interleave([slow], repeats=6 if ctx.quick else 25, budget=4 if ctx.quick else 12)
+    rows = {case.name: _row(ctx, group, case) for case in (*fast, slow)}
+    factory_row, floor_row, client_row = rows.values()
+    relate(factory_row, floor_row, "raw find_one")
+    relate(client_row, factory_row, "factory")
+    return {
+        "per_request_over_factory": client_row.ratio,
+        "factory_over_floor": factory_row.ratio,
+        "factory_ms": factory_row.time.median * 1e3 if factory_row.time else None,
+        "per_request_ms": client_row.time.median * 1e3 if client_row.time else None,
+    }
+
+
+def _restore(
+    ctx: Context,
+    remote: RemoteMongoDB,
+    factory: MongoDBSessionManagerFactory,
+    raw: MongoClient[Any],
+    database: str,
+    commands: CommandCounter,
+) -> dict[str, Any]:
+    group = _group(remote, f"restore {RESTORE_SIZE:,} msgs")
+    session_id = f"restore-{RESTORE_SIZE}"
+    seed = factory.create_session_manager(session_id)
+    Agent(
+        model=ScriptedModel(default_text="ok"),
+        agent_id=AGENT_ID,
+        tools=[lookup],
+        messages=conversation(RESTORE_SIZE),
+        session_manager=seed,
+        callback_handler=None,
+    )
+    seed.close()
+    messages = raw[database][COLLECTION + ".messages"]
+    query = {"session_id": session_id, "agent_id": AGENT_ID}
+    sort = [("session_id", 1), ("agent_id", 1), ("message_id", 1)]
+    stored = list(messages.find(query, {"_id": 0}, sort=sort))
+    # The same documents in the other layouts: one document with an array, and bounded buckets.
+    embedded = raw[database]["layout_embedded"]
+    embedded.insert_one({"_id": session_id, "agent_id": AGENT_ID, "messages": stored})
+    buckets = raw[database]["layout_buckets"]
+    buckets.create_index([("session_id", 1), ("agent_id", 1), ("bucket", 1)])
+    buckets.insert_many(
+        [
+            {
+                "session_id": session_id,
+                "agent_id": AGENT_ID,
+                "bucket": start // BUCKET_SIZE,
+                "messages": stored[start : start + BUCKET_SIZE],
+            }
+            for start in range(0, len(stored), BUCKET_SIZE)
+        ]
+    )
+    counts: list[int] = []
+
+    def restore() -> None:
+        manager = factory.create_session_manager(session_id)
+        agent = Agent(
+            model=ScriptedModel(default_text="ok"),
+            agent_id=AGENT_ID,
+            tools=[lookup],
+            session_manager=manager,
+            callback_handler=None,
+        )
+        counts.append(len(agent.messages))
+        manager.close()
+
+    repository = factory.create_session_manager(session_id).repository
+
+    def library_read() -> None:
+        counts.append(len(repository.runtime.run_blocking(repository.list_messages, session_id, AGENT_ID)))
+
+    def floor() -> None:
+        counts.append(len(list(messages.find(query, {"_id": 0}, sort=sort, batch_size=100_000))))
+
+    def one_document() -> None:
+        document = embedded.find_one({"_id": session_id})
+        counts.append(len(document["messages"]) if document else 0)
+
+    def bucketed() -> None:
+        cursor = buckets.find(
+            {"session_id": session_id, "agent_id": AGENT_ID},
+            {"_id": 0, "messages": 1},
+            sort=[("session_id", 1), ("agent_id", 1), ("bucket", 1)],
+            batch_size=100_000,
+        )
+        counts.append(sum(len(document["messages"]) for document in cursor))
+
+    cases = [
+        Case("library restore (sync Agent init)", restore, commands),
+        Case("part: repository.list_messages", library_read, commands),
+        Case("floor: raw find, one document per message (our layout)", floor),
+        Case("layout: one document with an array (v0.9), find_one", one_document),
+        Case(f"layout: buckets of {BUCKET_SIZE} messages, find", bucketed),
+    ]
+    interleave(cases, repeats=6 if ctx.quick else 25, budget=5 if ctx.quick else 20)
+    if set(counts) != {RESTORE_SIZE}:
+        raise AssertionError(f"restore read {sorted(set(counts))} messages, expected {RESTORE_SIZE}")
+    rows = [_row(ctx, group, case) for case in cases]
+    restore_row, read_row, floor_row, embedded_row, bucket_row = rows
+    for row in (restore_row, read_row, bucket_row, floor_row):
+        relate(row, embedded_row, "one document")
+    return {
+        "restore_over_embedded": restore_row.ratio,
+        "read_over_embedded": read_row.ratio,
+        "floor_over_embedded": floor_row.ratio,
+        "buckets_over_embedded": bucket_row.ratio,
+        "restore_ms": restore_row.time.median * 1e3 if restore_row.time else None,
+        "embedded_ms": embedded_row.time.median * 1e3 if embedded_row.time else None,
+        "buckets_ms": bucket_row.time.median * 1e3 if bucket_row.time else None,
+    }
+
+
+def _turns(
+    ctx: Context, remote: RemoteMongoDB, factory: MongoDBSessionManagerFactory, commands: CommandCounter
+) -> dict[str, Any]:
+    group = _group(remote, "turns")
+    ids = itertools.count()
+    cases: list[Case] = []
+    managers: list[MongoDBSessionManager] = []
+    for kind in ("text", "tool"):
+        for persisted in (False, True):
+            manager = factory.create_session_manager(f"turns-{next(ids)}") if persisted else None
+            if manager is not None:
+                managers.append(manager)
+            agent, model, _ = _new_agent(manager)
+
+            def turn(agent: Agent = agent, model: ScriptedModel = model, kind: str = kind) -> None:
+                _script_turn(model, kind)
+                agent("Where is my order?")
+
+            label = "factory manager" if persisted else "no session manager"
+            cases.append(Case(f"{kind} turn, agent(...), {label}", turn, commands if persisted else None))
+    try:
+        interleave(cases, repeats=20 if ctx.quick else 60, budget=4 if ctx.quick else 15)
+    finally:
+        for manager in managers:
+            manager.close()
+    rows = [_row(ctx, group, case) for case in cases]
+    result: dict[str, Any] = {}
+    for index, kind in enumerate(("text", "tool")):
+        bare, persisted = rows[2 * index], rows[2 * index + 1]
+        relate(persisted, bare, "no session manager")
+        if bare.time is not None and persisted.time is not None:
+            overhead = persisted.time.median - bare.time.median
+            rtts = overhead * 1e3 / remote.measured_rtt_ms
+            persisted.notes["overhead"] = f"{overhead * 1e3:.2f}ms = {rtts:.2f} rtt"
+            result[f"{kind}_overhead_rtt"] = rtts
+            result[f"{kind}_overhead_ms"] = overhead * 1e3
+            result[f"{kind}_commands"] = persisted.commands
+    return result
+
+
+def _http(ctx: Context, remote: RemoteMongoDB) -> dict[str, Any]:
+    phases = 1 if ctx.quick else 2
+    duration = 3.0 if ctx.quick else 5.0
+    variants = bench_http.VARIANTS
+    with contextlib.ExitStack() as stack:
+        servers = {
+            variant: stack.enter_context(
+                bench_http._Server(ctx, variant, remote.uri, f"bench_http_{variant.replace('-', '_')}")
+            )
+            for variant in variants
+        }
+        for phase in range(phases):
+            for variant in variants:
+                servers[variant].drive(duration, warm=phase == 0)
+        results = {variant: servers[variant].result() for variant in variants}
+    group = _group(remote, "http, 64 sessions")
+    rows = {}
+    for variant, result in results.items():
+        completed = result["requests"]
+        latencies = result["latencies"]
+        errors = sum(result["transport_errors"].values()) + sum(result["http_errors"].values())
+        rows[variant] = ctx.report.add(
+            Row(
+                group,
+                bench_http.LABELS[variant] + ": requests/s",
+                value=round(result["rps"], 1),
+                unit="req/s",
+                commands=result["commands"] / completed if completed else None,
+                notes={
+                    "p50": f"{summarize(latencies).median * 1e3:.0f}ms" if latencies else "-",
+                    "requests": completed,
+                    "errors": errors,
+                    "peak_mongo_conns": result["peak_connections"],
+                    "new_pool_conns_per_req": round(result["connections_created"] / completed, 2)
+                    if completed
+                    else None,
+                    "cpu_ms_per_req": result["cpu_ms_per_request"],
+                },
+            )
+        )
+    factory, per_request = results["factory"], results["per-request"]
+    ratio = factory["rps"] / per_request["rps"] if per_request["rps"] else float("inf")
+    rows["factory"].ratio = ratio
+    rows["factory"].baseline = "per-request req/s"
+    return {
+        "http_ratio": ratio,
+        "http_factory_rps": factory["rps"],
+        "http_per_request_rps": per_request["rps"],
+        "http_errors": sum(
+            sum(result["transport_errors"].values()) + sum(result["http_errors"].values())
+            for result in results.values()
+        ),
+    }
+
+
+def _row(ctx: Context, group: str, case: Case) -> Row:
+    notes: dict[str, Any] = {}
+    if case.commands is not None:
+        notes["commands"] = case.commands_by_name()
+    return ctx.report.add(
+        Row(group, case.name, time=summarize(case.samples), commands=case.commands_per_op(), notes=notes)
+    )
+
+
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _targets(ctx: Context, results: dict[float, dict[str, Any]]) -> None:
+    report = ctx.report
+    if 2.0 in results:
+        at2 = results[2.0]
+        ratio = at2.get("per_request_over_factory")
+        http = at2.get("http_ratio")
+        report.target(
+            "factory vs per-request client, 2 ms RTT, TLS+auth",
+            ">= 10x (construct + get_metadata + close)",
+            f"{_fmt(ratio)}x ({_fmt(at2.get('per_request_ms'), '.2f')} vs {_fmt(at2.get('factory_ms'), '.2f')} ms)",
+            None if ratio is None else ratio >= 10,
+        )
+        if http is not None:
+            report.target(
+                "HTTP throughput, 2 ms RTT, TLS+auth",
+                ">= 10x per-request client",
+                f"{at2['http_factory_rps']:.0f} vs {at2['http_per_request_rps']:.0f} req/s = {http:.1f}x, "
+                f"failed requests {at2['http_errors']}",
+                http >= 10 and at2["http_errors"] == 0,
+            )
+    over_floor = {rtt: result.get("factory_over_floor") for rtt, result in results.items()}
+    if over_floor:
+        report.target(
+            "factory request vs raw warm find_one, TLS+auth",
+            "<= 1.3x at every RTT",
+            ", ".join(f"{rtt:g} ms: {_fmt(value, '.2f')}x" for rtt, value in over_floor.items()),
+            all(value is not None and value <= 1.3 for value in over_floor.values()),
+        )
+    if 10.0 in results:
+        at10 = results[10.0]
+        overhead = at10.get("tool_overhead_rtt")
+        report.target(
+            "tool turn overhead at 10 ms RTT",
+            "<= 1.5 RTT over no session manager, round trips unchanged (4)",
+            f"{_fmt(overhead, '.2f')} RTT ({_fmt(at10.get('tool_overhead_ms'), '.1f')} ms at a measured "
+            f"{at10['measured_rtt_ms']:.1f} ms RTT), {_fmt(at10.get('tool_commands'), '.2f')} cmds/turn",
+            None if overhead is None else overhead <= 1.5,
+        )
+    embedded = {rtt: result.get("restore_over_embedded") for rtt, result in results.items()}
+    if embedded:
+        report.target(
+            "restore 1,000 msgs vs one-document layout, TLS+auth",
+            "ratio reported at each RTT (below 1: ours faster)",
+            "; ".join(
+                f"{rtt:g} ms: restore {_fmt(value, '.2f')}x, "
+                f"read {_fmt(results[rtt].get('read_over_embedded'), '.2f')}x, "
+                f"buckets of {BUCKET_SIZE} {_fmt(results[rtt].get('buckets_over_embedded'), '.2f')}x"
+                for rtt, value in embedded.items()
+            ),
+            None,
+        )
+
+
+__all__ = ["run"]
