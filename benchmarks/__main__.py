@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short run (under a minute)")
     parser.add_argument(
+        "--smoke", action="store_true", help="round-trip counts only: 2 repeats per case (the network group)"
+    )
+    parser.add_argument(
         "--only",
         action="append",
         choices=sorted(BENCHMARKS),
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_start": loadavg(),
         "durations_s": {},
     }
-    ctx = Context(quick=args.quick, report=report, external_uri=external)
+    ctx = Context(quick=args.quick or args.smoke, report=report, external_uri=external, smoke=args.smoke)
     started = time.monotonic()
     try:
         for name in args.only or list(BENCHMARKS):

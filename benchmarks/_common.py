@@ -502,6 +502,8 @@ class Context:
     quick: bool
     report: Report
     external_uri: str | None = None
+    #: Round-trip counts only (CI): a couple of repeats per case, no figure worth reading.
+    smoke: bool = False
     servers: list[LocalMongoServer] = field(default_factory=list)
     #: pid of the local server behind a URI (none for MONGODB_URI), for CPU accounting.
     server_pids: dict[str, int] = field(default_factory=dict)
@@ -533,6 +535,10 @@ class Context:
             self.server_pids.pop(uri, None)
             server.stop()
             self.servers.remove(server)
+
+    def repeats(self, quick: int, full: int) -> int:
+        """How many repeats: ``quick`` or ``full``, or 2 in a smoke run."""
+        return 2 if self.smoke else quick if self.quick else full
 
     def cpu(self, uri: str) -> float | None:
         """CPU seconds used so far by the local server behind ``uri`` (None for MONGODB_URI)."""

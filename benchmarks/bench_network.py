@@ -124,8 +124,8 @@ def _factory(
         Case("floor: raw PyMongo find_one (warm client)", floor),
     ]
     slow = Case("new client: construct + get_metadata + close", per_request, client_commands)
-    interleave(fast, repeats=40 if ctx.quick else 150, budget=3 if ctx.quick else 8)
-    interleave([slow], repeats=6 if ctx.quick else 25, budget=4 if ctx.quick else 12)
+    interleave(fast, repeats=ctx.repeats(40, 150), budget=3 if ctx.quick else 8)
+    interleave([slow], repeats=ctx.repeats(6, 25), budget=4 if ctx.quick else 12)
     rows = {case.name: _row(ctx, group, case) for case in (*fast, slow)}
     factory_row, floor_row, client_row = rows.values()
     relate(factory_row, floor_row, "raw find_one")
@@ -220,7 +220,7 @@ def _restore(
         Case("layout: one document with an array (v0.9), find_one", one_document),
         Case(f"layout: buckets of {BUCKET_SIZE} messages, find", bucketed),
     ]
-    interleave(cases, repeats=6 if ctx.quick else 25, budget=5 if ctx.quick else 20)
+    interleave(cases, repeats=ctx.repeats(6, 25), budget=5 if ctx.quick else 20)
     if set(counts) != {RESTORE_SIZE}:
         raise AssertionError(f"restore read {sorted(set(counts))} messages, expected {RESTORE_SIZE}")
     rows = [_row(ctx, group, case) for case in cases]
@@ -259,7 +259,7 @@ def _turns(
             label = "factory manager" if persisted else "no session manager"
             cases.append(Case(f"{kind} turn, agent(...), {label}", turn, commands if persisted else None))
     try:
-        interleave(cases, repeats=20 if ctx.quick else 60, budget=4 if ctx.quick else 15)
+        interleave(cases, repeats=ctx.repeats(20, 60), budget=4 if ctx.quick else 15)
     finally:
         for manager in managers:
             manager.close()
