@@ -97,3 +97,11 @@ class SessionErasedError(EncryptionError, NotFoundError):
 
 class EncryptionRequiredError(EncryptionError):
     """Encrypted session data was read by a repository configured without ``encryption=``; nothing was returned."""
+
+
+class PipelinedWriteError(MongoDBSessionError):
+    """A write issued without waiting during an agent invocation failed (see docs/sync-and-async.md).
+
+    Raised when the invocation's writes are awaited (before it returns), with the original error as
+    its ``__cause__``; the library's own errors are raised as they are.
+    """

@@ -1,0 +1,85 @@
+"""Writes of one agent invocation issued without waiting, and awaited together before it returns.
+
+A tool turn adds four messages; awaiting each insert before the agent continues costs four
+sequential round trips. A :class:`WritePipeline` starts each write as its own task when the event
+fires and lets the agent continue; :meth:`WritePipeline.drain` (at ``AfterInvocationEvent``, and
+before any other write or read of the manager) waits for all of them, in the order they were issued,
+and raises the first failure. What the caller sees acknowledged (the invocation returned) is stored,
+exactly as when every write was awaited on the spot.
+
+Writes whose order matters are chained by the caller: :meth:`WritePipeline.issue` takes ``after``, a
+task to wait for first (the previous agent-state write, whose version the next one checks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from .errors import MongoDBSessionError, PipelinedWriteError
+
+logger = logging.getLogger(__name__)
+
+
+class WritePipeline:
+    """Tasks of writes in flight, in issue order. One per session manager; used on one event loop at a time."""
+
+    def __init__(self) -> None:
+        self._pending: list[asyncio.Task[Any]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def issue(self, coroutine: Coroutine[Any, Any, Any], *, after: asyncio.Task[Any] | None = None) -> asyncio.Task[Any]:
+        """Start ``coroutine`` now as a task (after ``after`` finished, if given) and return the task."""
+        if after is not None and not after.done():
+            coroutine = _after(after, coroutine)
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._pending.append(task)
+        return task
+
+    async def drain(self) -> None:
+        """Wait for every issued write, in issue order; then raise the first failure, if any.
+
+        A cancelled caller stops waiting, but the writes go on (each is its own task, shielded here) and
+        the next drain waits for them again. A failure that is not a library error is raised as
+        :class:`PipelinedWriteError` with the original as its cause.
+        """
+        first_error: BaseException | None = None
+        while self._pending:
+            task = self._pending[0]
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(task)
+            if not task.done():  # only when this caller was cancelled: leave it for the next drain
+                raise asyncio.CancelledError
+            self._pending.pop(0)
+            if task.cancelled():
+                error: BaseException | None = PipelinedWriteError("a pipelined write was cancelled")
+            else:
+                error = task.exception()
+            if error is not None and first_error is None:
+                first_error = error
+            elif error is not None:
+                logger.debug("a further pipelined write failed too: %r", error)
+        if first_error is None:
+            return
+        if isinstance(first_error, MongoDBSessionError):
+            raise first_error
+        raise PipelinedWriteError(f"a write of this invocation failed: {first_error}") from first_error
+
+
+async def _after(previous: asyncio.Task[Any], coroutine: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(previous)
+        if not previous.done():
+            raise asyncio.CancelledError
+        if not previous.cancelled() and previous.exception() is not None:
+            # The write this one depends on failed: do not write on top of it (drain reports the failure).
+            raise PipelinedWriteError("an earlier write this one depends on failed; not written")
+        return await coroutine
+    finally:
+        coroutine.close()  # no-op once awaited; avoids a "never awaited" warning when skipped
