@@ -130,7 +130,7 @@ class AgentPersistence(ManagerBase):
                 return False
             # Preloaded session without this agent: record it on its first write, not now (no I/O here).
             # ``synced`` remembers the agent as it was created, to tell whether it changed before that write.
-            self._agents[agent.agent_id] = AgentTracking(agent, pending_create=True, synced=_sync_marker(agent))
+            self._agents[agent.agent_id] = AgentTracking(agent, pending_create=True, synced=sync_marker(agent))
             return True
         preloaded = self._preloaded.pop(agent.agent_id, None)
         if preloaded is None:
@@ -151,7 +151,7 @@ class AgentPersistence(ManagerBase):
         existing = [SessionMessage.from_message(message, index) for index, message in enumerate(initial)]
         await self.repository.create_messages(self.session_id, agent.agent_id, existing, session_verified=True)
         tracking = AgentTracking(agent, latest=existing[-1] if existing else None, held=existing)
-        tracking.synced = _sync_marker(agent)
+        tracking.synced = sync_marker(agent)
         tracking.config = config
         self._agents[agent.agent_id] = tracking
         self._remember_agent_record({**codec.agent_record(session_agent), **config})
@@ -177,7 +177,7 @@ class AgentPersistence(ManagerBase):
                 # agent, as initialize does. If this agent's state changed since it was created, that change
                 # was based on no stored record: refuse rather than overwrite the other writer's state.
                 record = await self._reload_agent_record(agent.agent_id)
-                if tracking.synced is not None and _sync_marker(agent) != tracking.synced:
+                if tracking.synced is not None and sync_marker(agent) != tracking.synced:
                     raise ConcurrentModificationError(
                         f"agent {agent.agent_id!r} in session {self.session_id!r} was created by another writer "
                         "while this one changed its state; nothing was overwritten"
@@ -187,7 +187,7 @@ class AgentPersistence(ManagerBase):
                 session_agent.initialize_internal_state(agent)
                 tracking.pending_create = False
                 tracking.version = _version(record)
-                tracking.synced = _sync_marker(agent)
+                tracking.synced = sync_marker(agent)
             tracking = self._agents[agent.agent_id]
         return tracking
 
@@ -217,7 +217,7 @@ class AgentPersistence(ManagerBase):
         if not (isinstance(agent, Agent) and agent.model.stateful):
             restored = prepend + [message.to_message() for message in listed]
             agent.messages = _compat.repair_tool_pairs(restored)
-        tracking.synced = _sync_marker(agent)
+        tracking.synced = sync_marker(agent)
         self._agents[agent.agent_id] = tracking
         logger.debug(
             "session_id=<%s> | agent_id=<%s> | restored %d messages", self.session_id, agent.agent_id, len(listed)
@@ -247,35 +247,38 @@ class AgentPersistence(ManagerBase):
         session_message = SessionMessage.from_message(message, tracking.next_message_id)
         usage_fields = self._usage.fields_for(agent.agent_id, message)
         await self._keep_alive()
+        await self._store_renumbering(agent.agent_id, session_message, usage_fields)
+        tracking.latest = session_message
+        tracking.held.append(session_message)
+        self._usage.stored(agent.agent_id, session_message.message_id, usage_fields)
+
+    async def _store_renumbering(self, agent_id: str, session_message: SessionMessage, usage_fields: Document) -> None:
+        """Insert the message; if another writer took its id, renumber it after the highest stored id."""
         for _ in range(_MAX_RENUMBERING):
             try:
                 await self.repository.create_message(
-                    self.session_id, agent.agent_id, session_message, session_verified=True, fields=usage_fields
+                    self.session_id, agent_id, session_message, session_verified=True, fields=usage_fields
                 )
-                break
+                return
             except DuplicateMessageError:
                 # Another writer (process or task) stored a message under this id. Strands numbers
                 # messages in memory, so renumber after the highest stored id; never overwrite.
-                last = await self.repository.last_message_id(self.session_id, agent.agent_id, session_verified=True)
+                last = await self.repository.last_message_id(self.session_id, agent_id, session_verified=True)
                 renumbered = 0 if last is None else last + 1
                 logger.warning(
                     "session_id=<%s> | agent_id=<%s> | message id %d taken by another writer, storing as %d",
                     self.session_id,
-                    agent.agent_id,
+                    agent_id,
                     session_message.message_id,
                     renumbered,
                 )
                 session_message.message_id = renumbered
                 # Racers that collided together compute the same next id; a little jitter spreads them.
                 await asyncio.sleep(random.uniform(0, 0.002))  # noqa: S311 - not cryptographic
-        else:
-            raise ConcurrentModificationError(
-                f"could not store a message of agent {agent.agent_id!r} in session {self.session_id!r}: "
-                f"{_MAX_RENUMBERING} concurrent writers took every id tried"
-            )
-        tracking.latest = session_message
-        tracking.held.append(session_message)
-        self._usage.stored(agent.agent_id, session_message.message_id, usage_fields)
+        raise ConcurrentModificationError(
+            f"could not store a message of agent {agent_id!r} in session {self.session_id!r}: "
+            f"{_MAX_RENUMBERING} concurrent writers took every id tried"
+        )
 
     def redact_latest_message(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Store a redaction (e.g. from a guardrail) of the latest message.
@@ -324,6 +327,8 @@ class AgentPersistence(ManagerBase):
 
     async def update_streamed_message_async(self, tracking_id: str, message: Message, agent: LocalAgent) -> None:
         """Store the final content of a message Strands replaced after appending it."""
+        if self._pipeline:
+            await self._drain_pipeline()  # the message's insert may still be in flight
         tracking = self._tracking(agent)
         for record in reversed(tracking.held):
             if record.message.get("tracking_id") == tracking_id:
@@ -341,7 +346,7 @@ class AgentPersistence(ManagerBase):
             tracking is not None
             and not tracking.pending_create
             and tracking.synced is not None
-            and _sync_marker(agent) == tracking.synced
+            and sync_marker(agent) == tracking.synced
             and not self._config_changes(agent, tracking)
         ):
             _prune_held(tracking)
@@ -356,7 +361,7 @@ class AgentPersistence(ManagerBase):
             await self._adopt_agent(agent)
         tracking = await self._tracking_for_write(agent)
         _prune_held(tracking)
-        marker = _sync_marker(agent)
+        marker = sync_marker(agent)
         if tracking.synced is None or marker != tracking.synced:
             await self._keep_alive()
             new_version = await self.repository.update_agent_versioned(
@@ -428,7 +433,7 @@ def _version(record: Document) -> int:
     return version if isinstance(version, int) else 0
 
 
-def _sync_marker(agent: LocalAgent) -> Document:
+def sync_marker(agent: LocalAgent) -> Document:
     """What ``sync_agent`` compares to decide whether the stored agent is stale."""
     from strands.agent.agent import Agent
 

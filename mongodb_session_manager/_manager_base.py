@@ -18,6 +18,7 @@ from strands.types.session import SessionMessage
 
 from ._client_options import check_client_options
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
+from ._pipeline import WritePipeline
 from ._runtime import running_loop
 from ._sync_client import SyncClientSource
 from ._types import Document
@@ -90,8 +91,11 @@ class ManagerBase:
         touch_after: int | None = None,
         sync_client: SyncClientSource | None = None,
         encryption: EncryptionOptions | None = None,
+        pipelined_writes: bool = True,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(pipelined_writes, bool):
+            raise InvalidInputError("pipelined_writes must be True or False")
         metadata_hook = _renamed_argument(kwargs, "metadataHook", "metadata_hook", metadata_hook)
         feedback_hook = _renamed_argument(kwargs, "feedbackHook", "feedback_hook", feedback_hook)
         self.session_id = validate_id(session_id, "session")
@@ -140,6 +144,9 @@ class ManagerBase:
         self._agents: dict[str, AgentTracking] = {}
         self._multi_agent_states: dict[str, Document] = {}
         self._deferred: list[asyncio.Task[None]] = []
+        # Writes of the current invocation issued without waiting (see _manager_pipeline).
+        self.pipelined_writes = pipelined_writes
+        self._pipeline = WritePipeline()
         self._closed = False
         self._usage = UsageTracker(self.repository.application_name)
         # Redactions from Strands' own guardrail flow, whose stop reason the model call reports later.
@@ -157,12 +164,31 @@ class ManagerBase:
         syncs synchronously mid-turn): there the write is scheduled, and the next awaited write of this
         manager, or :meth:`close_async`, waits for it first, which keeps the writes in order."""
         self._check_open()
+        if self._pipeline:
+            # Pipelined writes of this turn are in flight on this thread's loop: blocking it would stall
+            # them, so this write too is scheduled there, after them.
+            self._deferred.append(asyncio.get_running_loop().create_task(self._after_pipeline(function(*args))))
+            return
         if not self.repository.runtime.is_home_loop(running_loop()):
             self._run_blocking(function, *args)
             return
         self._deferred.append(asyncio.get_running_loop().create_task(function(*args)))
 
+    async def _after_pipeline(self, write: Coroutine[Any, Any, None]) -> None:
+        try:
+            await self._drain_pipeline()
+        except BaseException:
+            write.close()
+            raise
+        await write
+
+    async def _drain_pipeline(self) -> None:
+        """Wait for the pipelined writes in flight (raising the first failure)."""
+        await self._pipeline.drain()
+
     async def _flush_deferred(self) -> None:
+        if self._pipeline:
+            await self._drain_pipeline()
         while self._deferred:
             await self._deferred.pop(0)
 

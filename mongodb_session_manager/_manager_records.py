@@ -143,6 +143,7 @@ class SessionRecords(ManagerBase):
     async def get_message_count_async(self, agent_id: str) -> int:
         """Awaitable :meth:`get_message_count`."""
         self._check_open()
+        await self._flush_deferred()  # counts what this manager wrote, pipelined writes included
         return await self.repository.count_messages(self.session_id, agent_id)
 
     def get_agent_config(self, agent_id: str) -> Document | None:

@@ -25,7 +25,11 @@ logger = logging.getLogger(__name__)
 
 
 class WritePipeline:
-    """Tasks of writes in flight, in issue order. One per session manager; used on one event loop at a time."""
+    """Tasks of writes in flight, in issue order. One per session manager; used on one event loop at a time.
+
+    Several drains may run at once (a write scheduled mid-turn drains too): each task is taken, and
+    its failure reported, by one of them.
+    """
 
     def __init__(self) -> None:
         self._pending: list[asyncio.Task[Any]] = []
@@ -33,7 +37,9 @@ class WritePipeline:
     def __bool__(self) -> bool:
         return bool(self._pending)
 
-    def issue(self, coroutine: Coroutine[Any, Any, Any], *, after: asyncio.Task[Any] | None = None) -> asyncio.Task[Any]:
+    def issue(
+        self, coroutine: Coroutine[Any, Any, Any], *, after: asyncio.Task[Any] | None = None
+    ) -> asyncio.Task[Any]:
         """Start ``coroutine`` now as a task (after ``after`` finished, if given) and return the task."""
         if after is not None and not after.done():
             coroutine = _after(after, coroutine)
@@ -51,10 +57,13 @@ class WritePipeline:
         first_error: BaseException | None = None
         while self._pending:
             task = self._pending[0]
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(task)
-            if not task.done():  # only when this caller was cancelled: leave it for the next drain
-                raise asyncio.CancelledError
+            if not task.done():
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(task)
+                if not task.done():  # only when this caller was cancelled: leave it for the next drain
+                    raise asyncio.CancelledError
+            if not self._pending or self._pending[0] is not task:
+                continue  # another drain (a write scheduled mid-turn) took it
             self._pending.pop(0)
             if task.cancelled():
                 error: BaseException | None = PipelinedWriteError("a pipelined write was cancelled")

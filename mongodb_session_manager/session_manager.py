@@ -6,8 +6,10 @@ Strands calls a session manager at fixed points of an agent's life. The data pat
   one read of the session document (agents included, created if missing) and one read of the
   messages, or none when :meth:`load_async` already fetched them.
 * Every new message fires ``MessageAddedEvent`` -> an ``async`` callback: one insert into
-  ``<collection>.messages``, then an agent-state write only if the state changed.
-* ``AfterInvocationEvent`` -> ``async`` callback: agent-state write only if something changed.
+  ``<collection>.messages``, then an agent-state write only if the state changed. With pipelined
+  writes (the default, :mod:`._manager_pipeline`) both are started without waiting.
+* ``AfterInvocationEvent`` -> ``async`` callback: waits for the invocation's pipelined writes
+  (raising the first failure), then an agent-state write only if something changed.
 
 The async callbacks await the core on the client's home loop, so ``await agent.invoke_async(...)``
 never blocks its loop on MongoDB. Each public method has an awaitable ``*_async`` twin holding the
@@ -38,7 +40,7 @@ from strands.session.session_manager import SessionManager
 
 from . import _codec as codec
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
-from ._manager_agents import AgentPersistence
+from ._manager_pipeline import PipelinedWrites
 from ._manager_records import SessionRecords
 from ._runtime import running_loop
 from ._types import Document
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class MongoDBSessionManager(AgentPersistence, SessionRecords, SessionManager):
+class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
     """Persist Strands agents, multi-agent orchestrators, metadata and feedback in MongoDB.
 
     Create it from a connection string (it then owns its client and :meth:`close` closes it), from a
@@ -77,6 +79,10 @@ class MongoDBSessionManager(AgentPersistence, SessionRecords, SessionManager):
     ``isolate_application=True`` additionally hides sessions stored under another name or none.
     ``metadataHook=`` / ``feedbackHook=`` are deprecated spellings of the hook arguments. Any other
     keyword must be a MongoDB client option: an unknown one raises :class:`InvalidInputError` here.
+
+    ``pipelined_writes`` (default True): the writes of an agent invocation start when their event
+    fires, without the agent waiting for each, and the invocation waits for all of them before it
+    returns (see docs/sync-and-async.md for the exact guarantee); False awaits each write in turn.
     """
 
     @property
@@ -161,6 +167,9 @@ class MongoDBSessionManager(AgentPersistence, SessionRecords, SessionManager):
         self.initialize(event.agent)
 
     async def _on_message_added(self, event: MessageAddedEvent) -> None:
+        if self._can_pipeline(event.agent):
+            self._issue_message(event.message, event.agent)
+            return
         await self.append_message_async(event.message, event.agent)
         await self.sync_agent_async(event.agent)
 
@@ -187,9 +196,12 @@ class MongoDBSessionManager(AgentPersistence, SessionRecords, SessionManager):
 
     async def _on_model_call(self, event: AfterModelCallEvent) -> None:
         self._usage.on_model_call(event)
-        pending = self._redactions_without_stop_reason.pop(event.agent.agent_id, None)
         response = event.stop_response
-        if pending and response is not None and response.stop_reason in GUARDRAIL_STOP_REASONS:
+        guardrail = response is not None and response.stop_reason in GUARDRAIL_STOP_REASONS
+        if guardrail and self._deferred:
+            await self._flush_deferred()  # a redaction scheduled mid-stream records what to complete
+        pending = self._redactions_without_stop_reason.pop(event.agent.agent_id, None)
+        if pending and response is not None and guardrail:
             # Strands redacts mid-stream, before the stop reason reaches any hook: complete the audit record.
             await self._flush_deferred()
             for message_id in pending:
