@@ -91,7 +91,7 @@ class ManagerBase:
         touch_after: int | None = None,
         sync_client: SyncClientSource | None = None,
         encryption: EncryptionOptions | None = None,
-        pipelined_writes: bool = True,
+        pipelined_writes: bool = False,
         **kwargs: Any,
     ) -> None:
         if not isinstance(pipelined_writes, bool):

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from .errors import MongoDBSessionError, PipelinedWriteError
+from .errors import PipelinedWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,9 @@ class WritePipeline:
         """Wait for every issued write, in issue order; then raise the first failure, if any.
 
         A cancelled caller stops waiting, but the writes go on (each is its own task, shielded here) and
-        the next drain waits for them again. A failure that is not a library error is raised as
-        :class:`PipelinedWriteError` with the original as its cause.
+        the next drain waits for them again. The failure is raised as the write raised it (as if it
+        had been awaited on the spot); a write cancelled by its event loop shutting down is reported
+        as :class:`PipelinedWriteError`.
         """
         first_error: BaseException | None = None
         while self._pending:
@@ -73,11 +74,8 @@ class WritePipeline:
                 first_error = error
             elif error is not None:
                 logger.debug("a further pipelined write failed too: %r", error)
-        if first_error is None:
-            return
-        if isinstance(first_error, MongoDBSessionError):
+        if first_error is not None:
             raise first_error
-        raise PipelinedWriteError(f"a write of this invocation failed: {first_error}") from first_error
 
 
 async def _after(previous: asyncio.Task[Any], coroutine: Coroutine[Any, Any, Any]) -> Any:

@@ -100,8 +100,8 @@ class EncryptionRequiredError(EncryptionError):
 
 
 class PipelinedWriteError(MongoDBSessionError):
-    """A write issued without waiting during an agent invocation failed (see docs/sync-and-async.md).
+    """A write started without waiting during an agent invocation did not happen: it was cancelled by
+    its event loop shutting down, or a write it depended on (the previous agent-state version) failed.
 
-    Raised when the invocation's writes are awaited (before it returns), with the original error as
-    its ``__cause__``; the library's own errors are raised as they are.
+    A write that fails on its own raises its own error, as when it is awaited on the spot.
     """

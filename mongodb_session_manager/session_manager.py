@@ -6,8 +6,8 @@ Strands calls a session manager at fixed points of an agent's life. The data pat
   one read of the session document (agents included, created if missing) and one read of the
   messages, or none when :meth:`load_async` already fetched them.
 * Every new message fires ``MessageAddedEvent`` -> an ``async`` callback: one insert into
-  ``<collection>.messages``, then an agent-state write only if the state changed. With pipelined
-  writes (the default, :mod:`._manager_pipeline`) both are started without waiting.
+  ``<collection>.messages``, then an agent-state write only if the state changed. With
+  ``pipelined_writes=True`` (:mod:`._manager_pipeline`) both are started without waiting.
 * ``AfterInvocationEvent`` -> ``async`` callback: waits for the invocation's pipelined writes
   (raising the first failure), then an agent-state write only if something changed.
 
@@ -80,9 +80,9 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
     ``metadataHook=`` / ``feedbackHook=`` are deprecated spellings of the hook arguments. Any other
     keyword must be a MongoDB client option: an unknown one raises :class:`InvalidInputError` here.
 
-    ``pipelined_writes`` (default True): the writes of an agent invocation start when their event
-    fires, without the agent waiting for each, and the invocation waits for all of them before it
-    returns (see docs/sync-and-async.md for the exact guarantee); False awaits each write in turn.
+    ``pipelined_writes=True``: the writes of an agent invocation start when their event fires, without
+    the agent waiting for each, and the invocation waits for all of them before it returns (see
+    docs/sync-and-async.md for the exact guarantee). By default each write is awaited in turn.
     """
 
     @property

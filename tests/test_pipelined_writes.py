@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from pymongo import MongoClient
+from pymongo.errors import OperationFailure
 from strands import Agent, tool
 from strands.agent.conversation_manager import NullConversationManager
 from strands.hooks import MessageAddedEvent
@@ -98,7 +99,7 @@ def test_state_versions_are_written_in_order(mongodb_uri: str, db_name: str, db:
         agent = Agent(
             model=model,
             tools=[count_visit],
-            session_manager=factory.create_session_manager("versions"),
+            session_manager=factory.create_session_manager("versions", pipelined_writes=True),
             callback_handler=None,
         )
         version_before = db[COLLECTION].find_one({"_id": "versions"})["agents"][0].get("version", 0)
@@ -110,7 +111,7 @@ def test_state_versions_are_written_in_order(mongodb_uri: str, db_name: str, db:
         restored = Agent(
             model=tool_turn_model("again"),
             tools=[count_visit],
-            session_manager=factory.create_session_manager("versions"),
+            session_manager=factory.create_session_manager("versions", pipelined_writes=True),
             callback_handler=None,
         )
         assert restored.state.get("visits") == 3
@@ -128,7 +129,7 @@ def test_a_failed_insert_mid_turn_fails_the_invocation_and_loses_nothing_acknowl
         agent = Agent(
             model=tool_turn_model("first", "second", "third"),
             tools=[count_visit],
-            session_manager=factory.create_session_manager("failing"),
+            session_manager=factory.create_session_manager("failing", pipelined_writes=True),
             callback_handler=None,
         )
         agent("visit")  # acknowledged
@@ -137,7 +138,7 @@ def test_a_failed_insert_mid_turn_fails_the_invocation_and_loses_nothing_acknowl
         # The third insert of the next tool turn fails (the first two and the fourth go through).
         with (
             fail_point(mongodb_client, app, {"skip": 2, "times": 1}, failCommands=["insert"], errorCode=2),
-            pytest.raises(MongoDBSessionError),
+            pytest.raises(OperationFailure),  # the error the awaited path raises too
         ):
             agent("visit again")
         stored = stored_texts(db, "failing")
@@ -164,7 +165,7 @@ async def test_a_cancelled_invocation_does_not_cancel_its_writes(
     async with AsyncMongoDBSessionManagerFactory(
         with_options(mongodb_uri, f"appname={app}"), database_name=db_name, collection_name=COLLECTION
     ) as factory:
-        manager = await factory.create_session_manager("cancelled", preload=True)
+        manager = await factory.create_session_manager("cancelled", preload=True, pipelined_writes=True)
         agent = Agent(
             model=ScriptedModel(["warm-up", "answer", "later"]),
             session_manager=manager,
@@ -202,18 +203,18 @@ def test_a_writer_that_took_the_ids_meanwhile_keeps_both_conversations_in_order(
     with MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION) as factory:
         Agent(
             model=ScriptedModel(["hello"]),
-            session_manager=factory.create_session_manager("shared"),
+            session_manager=factory.create_session_manager("shared", pipelined_writes=True),
             callback_handler=None,
         )("start")
         first = Agent(
             model=ScriptedModel(["from the first writer"]),
-            session_manager=factory.create_session_manager("shared"),
+            session_manager=factory.create_session_manager("shared", pipelined_writes=True),
             callback_handler=None,
         )
         second = Agent(
             model=tool_turn_model("from the second writer"),
             tools=[count_visit],
-            session_manager=factory.create_session_manager("shared"),
+            session_manager=factory.create_session_manager("shared", pipelined_writes=True),
             callback_handler=None,
         )
         first("first writer asks")
