@@ -18,7 +18,7 @@ from strands.types.session import SessionMessage
 
 from ._client_options import check_client_options
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
-from ._pipeline import WritePipeline
+from ._pipeline import Issued, WritePipeline
 from ._runtime import running_loop
 from ._sync_client import SyncClientSource
 from ._types import Document
@@ -147,6 +147,8 @@ class ManagerBase:
         # Writes of the current invocation issued without waiting (see _manager_pipeline).
         self.pipelined_writes = pipelined_writes
         self._pipeline = WritePipeline()
+        self._issued: list[Issued] = []
+        self._state_writes: dict[str, asyncio.Task[Any]] = {}
         self._closed = False
         self._usage = UsageTracker(self.repository.application_name)
         # Redactions from Strands' own guardrail flow, whose stop reason the model call reports later.

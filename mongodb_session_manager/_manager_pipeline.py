@@ -20,15 +20,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from strands.types.content import Message
 from strands.types.session import SessionAgent, SessionMessage
 
 from ._manager_agents import AgentPersistence, sync_marker
 from ._manager_base import AgentTracking
-from ._types import Document
+from ._pipeline import Issued
 from .errors import DuplicateMessageError
 
 if TYPE_CHECKING:
@@ -37,29 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Issued:
-    """A message insert started by the pipeline, and how it went."""
-
-    tracking: AgentTracking
-    # The record kept for redaction and streaming updates (holds the agent's own message object) ...
-    message: SessionMessage
-    # ... and what is written: a copy taken when the event fired, since Strands may change the message
-    # in place afterwards (a guardrail redacts the user's message mid-turn).
-    written: SessionMessage
-    usage_fields: Document
-    stored: bool = False
-    # The id was taken by another writer: stored again, in order, by _settle_collisions.
-    collided: bool = False
-
-
 class PipelinedWrites(AgentPersistence):
     """The pipelined variant of storing an agent's new messages and state (see the module docstring)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._issued: list[Issued] = []
-        self._state_writes: dict[str, asyncio.Task[Any]] = {}
 
     def _can_pipeline(self, agent: LocalAgent) -> bool:
         """Pipelining applies to agents already stored, with no deferred write pending; anything else

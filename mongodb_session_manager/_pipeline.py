@@ -17,11 +17,34 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from strands.types.session import SessionMessage
+
+from ._types import Document
 from .errors import PipelinedWriteError
 
+if TYPE_CHECKING:
+    from ._manager_base import AgentTracking
+
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Issued:
+    """A message insert started by the pipeline, and how it went."""
+
+    tracking: AgentTracking
+    # The record kept for redaction and streaming updates (holds the agent's own message object) ...
+    message: SessionMessage
+    # ... and what is written: a copy taken when the event fired, since Strands may change the message
+    # in place afterwards (a guardrail redacts the user's message mid-turn).
+    written: SessionMessage
+    usage_fields: Document
+    stored: bool = False
+    # The id was taken by another writer: stored again, in order, by _settle_collisions.
+    collided: bool = False
 
 
 class WritePipeline:

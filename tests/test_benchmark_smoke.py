@@ -57,6 +57,9 @@ def test_network_group_round_trips() -> None:
     turns = _rows(report, "turns, TLS+auth")
     assert _commands(turns["text turn, agent(...), factory manager"]) == {"insert": 2.0}
     assert _commands(turns["tool turn, agent(...), factory manager"]) == {"insert": 4.0}
+    # Pipelined writes change when the writes are awaited, not how many there are.
+    assert _commands(turns["text turn, agent(...), factory manager, pipelined_writes=True"]) == {"insert": 2.0}
+    assert _commands(turns["tool turn, agent(...), factory manager, pipelined_writes=True"]) == {"insert": 4.0}
 
     assert {target.name for target in report.targets} >= {
         "factory request vs raw warm find_one, TLS+auth",
