@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _codec as codec
@@ -13,7 +13,7 @@ from ._validation import validate_id
 from .errors import (
     InvalidInputError,
 )
-from .hooks import call_with_hook
+from .hooks import Hook, call_with_hook
 
 if TYPE_CHECKING:
     from .session_manager import MongoDBSessionManager
@@ -24,6 +24,15 @@ logger = logging.getLogger(__name__)
 class SessionRecords(ManagerBase):
     """Metadata, feedback and agent configuration (see :class:`~.session_manager.MongoDBSessionManager`)."""
 
+    async def _through_hook(
+        self, hook: Hook | None, action: str, operation: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Run ``operation(*args)`` through the user's ``hook``, if any, which gets the operation (awaitable
+        or blocking, as the hook is) and the named ``kwargs``."""
+        return await call_with_hook(
+            hook, action, self.session_id, operation, self.repository.runtime.blocking(operation), *args, **kwargs
+        )
+
     # -- metadata ---------------------------------------------------------------------------------
 
     def update_metadata(self, metadata: Mapping[str, Any]) -> None:
@@ -33,12 +42,10 @@ class SessionRecords(ManagerBase):
     async def update_metadata_async(self, metadata: Mapping[str, Any]) -> None:
         """Awaitable :meth:`update_metadata`."""
         self._check_open()
-        await call_with_hook(
+        await self._through_hook(
             self.metadata_hook,
             "update",
-            self.session_id,
             self._update_metadata,
-            self.repository.runtime.blocking(self._update_metadata),
             metadata,
             metadata=metadata,
         )
@@ -55,12 +62,10 @@ class SessionRecords(ManagerBase):
     async def get_metadata_async(self) -> Document:
         """Awaitable :meth:`get_metadata`."""
         self._check_open()
-        result: Document = await call_with_hook(
+        result: Document = await self._through_hook(
             self.metadata_hook,
             "get",
-            self.session_id,
             self._get_metadata,
-            self.repository.runtime.blocking(self._get_metadata),
         )
         return result
 
@@ -75,12 +80,10 @@ class SessionRecords(ManagerBase):
     async def delete_metadata_async(self, keys: Sequence[str]) -> None:
         """Awaitable :meth:`delete_metadata`."""
         self._check_open()
-        await call_with_hook(
+        await self._through_hook(
             self.metadata_hook,
             "delete",
-            self.session_id,
             self._delete_metadata,
-            self.repository.runtime.blocking(self._delete_metadata),
             keys,
             keys=keys,
         )
@@ -97,12 +100,10 @@ class SessionRecords(ManagerBase):
     async def add_feedback_async(self, feedback: Mapping[str, Any]) -> None:
         """Awaitable :meth:`add_feedback`."""
         self._check_open()
-        await call_with_hook(
+        await self._through_hook(
             self.feedback_hook,
             "add",
-            self.session_id,
             self._add_feedback,
-            self.repository.runtime.blocking(self._add_feedback),
             feedback,
             session_manager=self,
             feedback=feedback,
