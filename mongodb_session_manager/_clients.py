@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, uri_parser
+from pymongo.errors import ConfigurationError
 
 from ._client_options import check_client_options
 from ._driver import ClientPort, PyMongoAsyncClientPort, port_for
@@ -130,9 +132,39 @@ def _as_int(value: object) -> int | None:
 
 
 def validate_connection_string(connection_string: object) -> str:
+    """The connection string, checked with PyMongo's URI parser without connecting (and, for
+    ``mongodb+srv://``, without the DNS lookup). Raises :class:`InvalidInputError` for a wrong scheme,
+    host or port, or a malformed option value; the message never repeats the password."""
     if not isinstance(connection_string, str) or not connection_string.startswith(("mongodb://", "mongodb+srv://")):
         raise InvalidInputError("connection_string must be a 'mongodb://' or 'mongodb+srv://' URI")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            uri_parser.parse_uri(_without_srv(connection_string), warn=True)
+        # An unknown option only warns, as PyMongo's client does (it repeats the warning when created);
+        # a malformed value of a known option is an error.
+        malformed = list(dict.fromkeys(str(item.message) for item in caught))
+        malformed = [message for message in malformed if not message.startswith("Unknown option")]
+        if malformed:
+            raise ConfigurationError("; ".join(malformed))
+    except (ValueError, ConfigurationError) as error:
+        raise InvalidInputError(f"invalid connection string {mask_uri(connection_string)!r}: {error}") from None
     return connection_string
+
+
+_SRV_ONLY_OPTION = re.compile(r"(?i)(?<=[?&])(?:srvservicename|srvmaxhosts)=[^&]*&?")
+
+
+def _without_srv(uri: str) -> str:
+    """A ``mongodb+srv://`` URI as the equivalent syntax check on ``mongodb://`` (no DNS lookup): one
+    host name without a port, and the options minus the SRV-only ones."""
+    if not uri.startswith("mongodb+srv://"):
+        return uri
+    rest = uri[len("mongodb+srv://") :]
+    hosts = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    if "," in hosts or ":" in hosts.rsplit("]", 1)[-1]:
+        raise InvalidInputError("a 'mongodb+srv://' connection string names exactly one host, without a port")
+    return "mongodb://" + _SRV_ONLY_OPTION.sub("", rest).rstrip("?&")
 
 
 def owned_port_factory(connection_string: str, kwargs: Mapping[str, Any]) -> Callable[[], ClientPort]:

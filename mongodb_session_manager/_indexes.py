@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
 import weakref
 from collections.abc import Sequence
@@ -88,6 +89,11 @@ async def ensure_indexes(
 
     With ``ttl``, also the TTL indexes that remove expired sessions, messages and feedback; with
     ``application``, the index on the sessions' ``application_name``.
+
+    The creation runs as its own task: a caller cancelled while it waits (a disconnected client, an
+    ``asyncio.timeout``) stops waiting, but neither cancels nor fails the creation the other callers
+    share. The creation completes or fails for its own reasons; a failure is forgotten so the next
+    call retries.
     """
     key: _Key = (database, collection, tuple(sorted(metadata_fields)), ttl, application)
     with _registry_lock:
@@ -96,24 +102,53 @@ async def ensure_indexes(
             per_client = _registry[id(port.client)] = {}
             weakref.finalize(port.client, _forget, id(port.client))
         future = per_client.get(key)
-        owner = future is None
         if future is None:
             future = per_client[key] = concurrent.futures.Future()
-    if not owner:
-        await asyncio.wrap_future(future)
-        return
+            task = asyncio.get_running_loop().create_task(
+                _create(port, database, collection, metadata_fields, ttl, application),
+                name=f"create indexes of {collection}",
+            )
+            _creating.add(task)
+            task.add_done_callback(functools.partial(_settle, future, per_client, key))
+    # shield: cancelling this waiter must not cancel the future every other waiter shares (wrap_future
+    # would propagate the cancellation to it).
+    await asyncio.shield(asyncio.wrap_future(future))
+
+
+# Strong references to running creations: the loop keeps only weak ones, and no caller holds the task.
+_creating: set[asyncio.Task[None]] = set()
+
+
+async def _create(
+    port: ClientPort, database: str, collection: str, metadata_fields: Sequence[str], ttl: bool, application: bool
+) -> None:
     sessions = session_indexes(metadata_fields, ttl, application)
-    try:
-        await asyncio.gather(
-            port.collection(database, collection + MESSAGES_SUFFIX).create_indexes(message_indexes(ttl)),
-            port.collection(database, collection + FEEDBACK_SUFFIX).create_indexes(feedback_indexes(ttl)),
-            *([port.collection(database, collection).create_indexes(sessions)] if sessions else []),
-        )
-    except BaseException as error:
-        with _registry_lock:
-            per_client.pop(key, None)
-        future.set_exception(error)
-        # Mark retrieved so an exception no other caller awaited is not logged as "never retrieved".
-        future.exception()
-        raise
-    future.set_result(None)
+    await asyncio.gather(
+        port.collection(database, collection + MESSAGES_SUFFIX).create_indexes(message_indexes(ttl)),
+        port.collection(database, collection + FEEDBACK_SUFFIX).create_indexes(feedback_indexes(ttl)),
+        *([port.collection(database, collection).create_indexes(sessions)] if sessions else []),
+    )
+
+
+def _settle(
+    future: concurrent.futures.Future[None],
+    per_client: dict[_Key, concurrent.futures.Future[None]],
+    key: _Key,
+    task: asyncio.Task[None],
+) -> None:
+    """Hand the creation's outcome to its waiters; forget a failed one so that the next call retries."""
+    _creating.discard(task)
+    error: BaseException | None
+    if task.cancelled():  # only when the loop itself shuts down
+        error = asyncio.CancelledError("index creation was cancelled by its event loop shutting down")
+    else:
+        error = task.exception()
+    if error is None:
+        future.set_result(None)
+        return
+    with _registry_lock:
+        if per_client.get(key) is future:
+            del per_client[key]
+    future.set_exception(error)
+    # Mark retrieved so an exception no waiter awaited (all were cancelled) is not logged as "never retrieved".
+    future.exception()

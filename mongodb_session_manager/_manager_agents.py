@@ -8,6 +8,7 @@ import copy
 import functools
 import logging
 import random
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,18 @@ from strands.types.session import SessionAgent, SessionMessage
 from . import _codec as codec
 from . import _compat
 from ._manager_base import AgentTracking, ManagerBase, Preloaded
+from ._must_finish import must_finish
 from ._runtime import running_loop
+from ._turns import (
+    TURN_FIELD,
+    answers,
+    closes_turn,
+    held_by_another,
+    only_tool_results,
+    open_marker,
+    repair_fields,
+    repairs_after,
+)
 from ._types import Document
 from ._validation import validate_id
 from .audit import redaction_record, summary_update
@@ -28,10 +40,12 @@ from .errors import (
     ConcurrentModificationError,
     DuplicateMessageError,
     NotFoundError,
+    SessionBusyError,
     WrongLoopError,
 )
 
 if TYPE_CHECKING:
+    from strands.hooks import BeforeInvocationEvent
     from strands.types.agent import LocalAgent
 
 
@@ -60,10 +74,23 @@ class AgentPersistence(ManagerBase):
         await self._session()
 
     async def load_async(self, *, messages: bool = True) -> None:
-        """Fetch the session (creating it if missing) and, if asked, its agents' messages, so that
-        the blocking :meth:`initialize` Strands calls from ``Agent(...)`` needs no round trip."""
+        """Fetch the session and, if asked, its agents' messages, so that the blocking
+        :meth:`initialize` Strands calls from ``Agent(...)`` needs no round trip.
+
+        Only reads: a session that does not exist is not created here but by the first write (the
+        agent's first message, metadata, feedback), so a request that only reads leaves no trace
+        (:meth:`ensure_session_async` creates it at once).
+        """
         self._check_open()
-        document = await self._session()
+        if self._session_document is None:
+            document, _ = await self.repository.load_session(self.session_id, create=False)
+            self._preloaded_session = True
+            if document is None:
+                self._session_absent = True
+                return
+            self._session_document = document
+            self._session_absent = False
+        document = self._session_document
         self._preloaded_session = True
         if not messages:
             return
@@ -123,8 +150,11 @@ class AgentPersistence(ManagerBase):
                 return True
             raise SessionException(f"agent_id {agent.agent_id!r} is already used by another agent in this session")
         if self._session_document is None:
-            return False
-        record = codec.find_record(self._session_document.get("agents"), "agent_id", agent.agent_id)
+            if not self._session_absent:
+                return False
+            record = None
+        else:
+            record = codec.find_record(self._session_document.get("agents"), "agent_id", agent.agent_id)
         if record is None:
             if not self._preloaded_session:
                 return False
@@ -168,6 +198,7 @@ class AgentPersistence(ManagerBase):
         """The agent's tracking, after writing its deferred record if initialization deferred it."""
         tracking = self._tracking(agent)
         if tracking.pending_create:
+            await self._session()  # creates the session if the preload found none
             # The message being appended right now is not part of the initial messages.
             initial = agent.messages[:-1] if exclude_latest and agent.messages else agent.messages
             try:
@@ -188,7 +219,8 @@ class AgentPersistence(ManagerBase):
                 tracking.pending_create = False
                 tracking.version = _version(record)
                 tracking.synced = sync_marker(agent)
-            tracking = self._agents[agent.agent_id]
+            created, tracking = tracking, self._agents[agent.agent_id]
+            tracking.turn = created.turn  # the turn running when the record was written goes on
         return tracking
 
     def _restore_agent_state(self, agent: LocalAgent, record: Document) -> tuple[int, list[Message]]:
@@ -237,6 +269,7 @@ class AgentPersistence(ManagerBase):
         """Store a message the agent just added (one insert)."""
         self._run_blocking(self.append_message_async, message, agent)
 
+    @must_finish
     async def append_message_async(self, message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Awaitable :meth:`append_message`."""
         self._check_open()
@@ -247,10 +280,69 @@ class AgentPersistence(ManagerBase):
         session_message = SessionMessage.from_message(message, tracking.next_message_id)
         usage_fields = self._usage.fields_for(agent.agent_id, message)
         await self._keep_alive()
-        await self._store_renumbering(agent.agent_id, session_message, usage_fields)
+        if tracking.turn is None and tracking.latest is not None and answers(tracking.latest.message, message):
+            # Strands answers an interrupted toolUse before the invocation starts: that is the turn's start.
+            tracking.turn = uuid.uuid4().hex
+        if tracking.turn is not None and not tracking.turn_started:
+            if await self._start_turn(agent, tracking, message, session_message, usage_fields):
+                self._usage.stored(agent.agent_id, session_message.message_id, usage_fields)
+            return
+        fields = dict(usage_fields or {})
+        closing = closes_turn(message)
+        if tracking.turn is not None and not closing:
+            fields.update(open_marker(tracking.turn, self._turn_lease))
+        notes: list[SessionMessage] = []
+        latest = tracking.latest
+        if (
+            tracking.turn is not None
+            and latest is not None
+            and latest.message.get("role") == message.get("role") == "user"
+        ):
+            # The prompt after Strands' answer to an interrupted toolUse: keep the roles alternating.
+            notes = [SessionMessage.from_message(repairs_after(latest.message)[-1], session_message.message_id)]
+            session_message.message_id += 1
+            _insert_before(agent.messages, message, [note.to_message() for note in notes])
+        for _ in range(_MAX_RENUMBERING):
+            try:
+                await self.repository.create_messages(
+                    self.session_id,
+                    agent.agent_id,
+                    [*notes, session_message],
+                    session_verified=True,
+                    fields=[*(repair_fields("interrupted") for _ in notes), fields or None],
+                )
+                break
+            except DuplicateMessageError:
+                # Another writer (process or task) stored a message under this id. Strands numbers
+                # messages in memory, so renumber after the highest stored id; never overwrite.
+                last = await self.repository.last_message_id(self.session_id, agent.agent_id, session_verified=True)
+                renumbered = 0 if last is None else last + 1
+                for note in notes:
+                    note.message_id = renumbered
+                    renumbered += 1
+                logger.info(
+                    "session_id=<%s> | agent_id=<%s> | message id %d taken by another writer, storing as %d",
+                    self.session_id,
+                    agent.agent_id,
+                    session_message.message_id,
+                    renumbered,
+                )
+                session_message.message_id = renumbered
+                # Racers that collided together compute the same next id; a little jitter spreads them.
+                await asyncio.sleep(random.uniform(0, 0.002))  # noqa: S311 - not cryptographic
+        else:
+            raise ConcurrentModificationError(
+                f"could not store a message of agent {agent.agent_id!r} in session {self.session_id!r}: "
+                f"{_MAX_RENUMBERING} concurrent writers took every id tried"
+            )
         tracking.latest = session_message
-        tracking.held.append(session_message)
+        tracking.held.extend([*notes, session_message])
+        if tracking.turn is not None:
+            tracking.turn_open = not closing
+        tracking.tail_free = tracking.turn is not None or closing
         self._usage.stored(agent.agent_id, session_message.message_id, usage_fields)
+
+    # -- one turn at a time (see _turns) -----------------------------------------------------------
 
     async def _store_renumbering(self, agent_id: str, session_message: SessionMessage, usage_fields: Document) -> None:
         """Insert the message; if another writer took its id, renumber it after the highest stored id."""
@@ -280,6 +372,121 @@ class AgentPersistence(ManagerBase):
             f"{_MAX_RENUMBERING} concurrent writers took every id tried"
         )
 
+    async def _start_turn(
+        self,
+        agent: LocalAgent,
+        tracking: AgentTracking,
+        message: Message,
+        session_message: SessionMessage,
+        usage_fields: Mapping[str, Any] | None,
+    ) -> bool:
+        """Store the turn's first message right after the stored tail, claiming the conversation.
+
+        Uncontended this is the message's own insert. When another writer appended since this
+        manager last saw the conversation (the insert collides) or holds its tail, wait for that turn,
+        continue from the stored conversation, and try again until ``turn_wait`` runs out. Returns
+        False when the message became obsolete meanwhile (Strands' answer to an interrupted toolUse
+        that the other turn answered): it is then dropped from ``agent.messages``, not stored.
+        """
+        assert tracking.turn is not None
+        deadline = asyncio.get_running_loop().time() + self._turn_wait
+        while True:
+            tail = tracking.latest
+            if tail is not None and tail.message_id >= 0 and not closes_turn(tail.message) and not tracking.tail_free:
+                # The conversation ends mid-turn as this manager last saw it: another turn may hold it.
+                await self._wait_for_turn(agent, tracking, message, deadline)
+                continue
+            if tail is not None and only_tool_results(message) and not answers(tail.message, message):
+                agent.messages[:] = [kept for kept in agent.messages if kept is not message]
+                return False
+            fixed = tail is None or tail.message_id < 0 or answers(tail.message, message)
+            repairs = [] if fixed or tail is None else repairs_after(tail.message)
+            first_id = tracking.next_message_id
+            records = [SessionMessage.from_message(repair, first_id + index) for index, repair in enumerate(repairs)]
+            session_message.message_id = first_id + len(records)
+            closing = closes_turn(message)
+            fields: list[Mapping[str, Any] | None] = [repair_fields("interrupted") for _ in records]
+            fields.append({**(usage_fields or {}), **({} if closing else open_marker(tracking.turn, self._turn_lease))})
+            try:
+                await self.repository.create_messages(
+                    self.session_id, agent.agent_id, [*records, session_message], session_verified=True, fields=fields
+                )
+            except DuplicateMessageError:
+                await self._wait_for_turn(agent, tracking, message, deadline)
+                continue
+            if records:
+                logger.info(
+                    "session_id=<%s> | agent_id=<%s> | stored %d message(s) answering an interrupted turn",
+                    self.session_id,
+                    agent.agent_id,
+                    len(records),
+                )
+                _insert_before(agent.messages, message, [record.to_message() for record in records])
+            tracking.held.extend([*records, session_message])
+            tracking.latest = session_message
+            tracking.turn_started = True
+            tracking.turn_open = not closing
+            tracking.tail_free = True
+            return True
+
+    async def _wait_for_turn(
+        self, agent: LocalAgent, tracking: AgentTracking, pending: Message, deadline: float
+    ) -> None:
+        """Wait until no other turn holds the stored conversation, then catch up with it: the stored
+        messages this manager has not seen go into ``agent.messages`` before ``pending``."""
+        loop = asyncio.get_running_loop()
+        delay = 0.01
+        while True:
+            last = await self.repository.last_message(self.session_id, agent.agent_id, session_verified=True)
+            if last is None or closes_turn(last[0].message) or not held_by_another(last[1], tracking.turn):
+                break
+            if loop.time() + delay > deadline:
+                raise SessionBusyError(
+                    f"another turn of agent {agent.agent_id!r} in session {self.session_id!r} is still running "
+                    f"after {self._turn_wait:g} s; nothing of this turn was stored"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        stored = await self.repository.list_messages(
+            self.session_id, agent.agent_id, offset=tracking.next_message_id, session_verified=True
+        )
+        if stored:
+            logger.debug(
+                "session_id=<%s> | agent_id=<%s> | caught up with %d message(s) stored by another turn",
+                self.session_id,
+                agent.agent_id,
+                len(stored),
+            )
+            _insert_before(agent.messages, pending, [record.to_message() for record in stored])
+            tracking.held.extend(stored)
+            tracking.latest = stored[-1]
+            record = await self._reload_agent_record(agent.agent_id)
+            tracking.version = _version(record)
+            agent.state = AgentState(codec.agent_from_record(record).state)
+            tracking.synced = sync_marker(agent)
+        # Free only if nothing was appended between the check and the catch-up (else check that again).
+        checked = -1 if last is None else last[0].message_id
+        tracking.tail_free = tracking.latest is None or tracking.latest.message_id == checked
+
+    async def _on_before_invocation(self, event: BeforeInvocationEvent) -> None:
+        tracking = self._agents.get(event.agent.agent_id)
+        if tracking is not None and not tracking.turn_started:  # else it started with Strands' toolUse answer
+            tracking.turn = uuid.uuid4().hex
+            tracking.turn_open = False
+
+    @must_finish
+    async def _end_turn(self, agent: LocalAgent) -> None:
+        """Release the conversation if the turn's last stored message still holds it (the turn did
+        not end with a final answer: an error, a cancellation, an interrupt)."""
+        tracking = self._agents.get(agent.agent_id)
+        if tracking is None or tracking.turn is None:
+            return
+        held, latest = tracking.turn_open, tracking.latest
+        tracking.turn = None
+        tracking.turn_started = tracking.turn_open = False
+        if held and latest is not None:
+            await self.repository.annotate_message(self.session_id, agent.agent_id, latest.message_id, {}, [TURN_FIELD])
+
     def redact_latest_message(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Store a redaction (e.g. from a guardrail) of the latest message.
 
@@ -291,6 +498,7 @@ class AgentPersistence(ManagerBase):
         redact = functools.partial(self.redact_latest_message_async, **kwargs)
         self._run_blocking_or_defer(redact, redact_message, agent)
 
+    @must_finish
     async def redact_latest_message_async(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Awaitable :meth:`redact_latest_message` (keywords ``action``, ``stop_reason``, ``guardrail_trace``)."""
         self._check_open()
@@ -325,6 +533,7 @@ class AgentPersistence(ManagerBase):
                 stored.message_id for stored in records
             )
 
+    @must_finish
     async def update_streamed_message_async(self, tracking_id: str, message: Message, agent: LocalAgent) -> None:
         """Store the final content of a message Strands replaced after appending it."""
         if self._pipeline:
@@ -353,6 +562,7 @@ class AgentPersistence(ManagerBase):
             return
         self._run_blocking_or_defer(self.sync_agent_async, agent)
 
+    @must_finish
     async def sync_agent_async(self, agent: LocalAgent, **kwargs: Any) -> None:
         """Awaitable :meth:`sync_agent`."""
         self._check_open()
@@ -426,6 +636,12 @@ def _agent_config(agent: LocalAgent) -> Document:
 
 def _stored_config(record: Document) -> Document:
     return {name: record[name] for name in ("model", "system_prompt") if record.get(name) is not None}
+
+
+def _insert_before(messages: list[Message], pending: Message, stored: list[Message]) -> None:
+    """Put ``stored`` before ``pending`` in ``messages`` (at the end if ``pending`` is not there)."""
+    index = next((i for i in range(len(messages) - 1, -1, -1) if messages[i] is pending), len(messages))
+    messages[index:index] = stored
 
 
 def _version(record: Document) -> int:

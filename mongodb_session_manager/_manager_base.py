@@ -21,6 +21,7 @@ from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
 from ._pipeline import Issued, WritePipeline
 from ._runtime import running_loop
 from ._sync_client import SyncClientSource
+from ._turns import DEFAULT_TURN_LEASE, DEFAULT_TURN_WAIT
 from ._types import Document
 from ._validation import validate_id
 from .encryption import EncryptionOptions
@@ -57,6 +58,13 @@ class AgentTracking:
     version: int = 0
     # The configuration (model id, system prompt) last read or written; None until known.
     config: Document | None = None
+    # The running turn (see _turns): its holder token, whether its first message is stored, and
+    # whether the last message it stored still carries an open marker.
+    turn: str | None = None
+    turn_started: bool = False
+    turn_open: bool = False
+    # The stored tail is known not to be held by another turn (this manager wrote or checked it).
+    tail_free: bool = False
 
     @property
     def next_message_id(self) -> int:
@@ -92,10 +100,18 @@ class ManagerBase:
         sync_client: SyncClientSource | None = None,
         encryption: EncryptionOptions | None = None,
         pipelined_writes: bool = False,
+        turn_wait: float = DEFAULT_TURN_WAIT,
+        turn_lease: float = DEFAULT_TURN_LEASE,
         **kwargs: Any,
     ) -> None:
         if not isinstance(pipelined_writes, bool):
             raise InvalidInputError("pipelined_writes must be True or False")
+        if isinstance(turn_wait, bool) or not (isinstance(turn_wait, (int, float)) and turn_wait >= 0):
+            raise InvalidInputError(f"turn_wait must be a number of seconds >= 0, got {turn_wait!r}")
+        if isinstance(turn_lease, bool) or not (isinstance(turn_lease, (int, float)) and turn_lease > 0):
+            raise InvalidInputError(f"turn_lease must be a number of seconds > 0, got {turn_lease!r}")
+        self._turn_wait = float(turn_wait)
+        self._turn_lease = float(turn_lease)
         metadata_hook = _renamed_argument(kwargs, "metadataHook", "metadata_hook", metadata_hook)
         feedback_hook = _renamed_argument(kwargs, "feedbackHook", "feedback_hook", feedback_hook)
         self.session_id = validate_id(session_id, "session")
@@ -141,6 +157,8 @@ class ManagerBase:
         self._session_document: Document | None = None
         self._preloaded: dict[str, Preloaded] = {}
         self._preloaded_session = False
+        # Set when a preload found no stored session: reads stay reads, the first write creates it.
+        self._session_absent = False
         self._agents: dict[str, AgentTracking] = {}
         self._multi_agent_states: dict[str, Document] = {}
         self._deferred: list[asyncio.Task[None]] = []
@@ -192,7 +210,10 @@ class ManagerBase:
         if self._pipeline:
             await self._drain_pipeline()
         while self._deferred:
-            await self._deferred.pop(0)
+            # Shielded and popped only once done: a cancelled caller must not cancel (or lose) the write.
+            await asyncio.shield(self._deferred[0])
+            if self._deferred and self._deferred[0].done():
+                self._deferred.pop(0)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -209,6 +230,7 @@ class ManagerBase:
             document, created = await self.repository.load_session(self.session_id)
             assert document is not None
             self._session_document = document
+            self._session_absent = False
             if created:
                 logger.debug("session_id=<%s> | created session", self.session_id)
         return self._session_document

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _codec as codec
 from ._manager_base import ManagerBase
+from ._must_finish import must_finish
 from ._types import Document
 from ._validation import validate_id
 from .errors import (
@@ -39,6 +40,7 @@ class SessionRecords(ManagerBase):
         """Merge keys into the session's metadata; nested dicts keep their sibling keys."""
         self._run_blocking(self.update_metadata_async, metadata)
 
+    @must_finish
     async def update_metadata_async(self, metadata: Mapping[str, Any]) -> None:
         """Awaitable :meth:`update_metadata`."""
         self._check_open()
@@ -77,6 +79,7 @@ class SessionRecords(ManagerBase):
         """Remove metadata keys."""
         self._run_blocking(self.delete_metadata_async, keys)
 
+    @must_finish
     async def delete_metadata_async(self, keys: Sequence[str]) -> None:
         """Awaitable :meth:`delete_metadata`."""
         self._check_open()
@@ -97,6 +100,7 @@ class SessionRecords(ManagerBase):
         """Store a feedback dict (stamped with ``created_at``)."""
         self._run_blocking(self.add_feedback_async, feedback)
 
+    @must_finish
     async def add_feedback_async(self, feedback: Mapping[str, Any]) -> None:
         """Awaitable :meth:`add_feedback`."""
         self._check_open()

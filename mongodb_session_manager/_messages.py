@@ -111,6 +111,16 @@ class MessageStore:
         )
         return int(documents[0]["message_id"]) if documents else None
 
+    async def last(self, session_id: str, agent_id: str) -> Document | None:
+        """The agent's last stored message document, or None (one indexed read)."""
+        documents = await self.namespace.messages.find(
+            {"session_id": session_id, "agent_id": agent_id},
+            sort=[("session_id", -1), ("agent_id", -1), ("message_id", -1)],
+            limit=1,
+            projection=_NO_ID,
+        )
+        return await self.blobs.inflate(documents[0]) if documents else None
+
     async def read(self, session_id: str, agent_id: str, message_id: int) -> Document | None:
         scope = {"session_id": session_id, "agent_id": agent_id, "message_id": message_id, **live(utc_now())}
         document = await self.namespace.messages.find_one(scope, _NO_ID)

@@ -84,6 +84,22 @@ class MessageOperations(RepositoryBase):
         await self.messages.insert(session_id, agent_id, documents)
 
     @on_home_loop
+    async def last_message(
+        self, session_id: str, agent_id: str, *, session_verified: bool = False
+    ) -> tuple[SessionMessage, Document] | None:
+        """The agent's last stored message with the message document's extra fields (``turn``,
+        ``usage``, ...), or None (one indexed read)."""
+        validate_id(session_id, "session")
+        validate_id(agent_id, "agent")
+        if not await self.documents.owns(session_id, session_verified):
+            return None
+        document = await self.messages.last(session_id, agent_id)
+        if document is None:
+            return None
+        extra = {name: document[name] for name in _EXTRA_MESSAGE_FIELDS if name in document}
+        return codec.message_from_document(document), extra
+
+    @on_home_loop
     async def last_message_id(self, session_id: str, agent_id: str, *, session_verified: bool = False) -> int | None:
         """The highest stored message id of the agent, or None (one indexed read)."""
         validate_id(session_id, "session")
@@ -236,7 +252,7 @@ class MessageOperations(RepositoryBase):
 
 
 # Top-level message fields a caller may add to the stored document (the rest belong to the codec).
-_EXTRA_MESSAGE_FIELDS = frozenset({"usage", "invocation", "redaction"})
+_EXTRA_MESSAGE_FIELDS = frozenset({"usage", "invocation", "redaction", "turn"})
 
 
 def _extra_message_fields(fields: Mapping[str, Any] | None) -> Mapping[str, Any]:

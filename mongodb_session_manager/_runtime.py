@@ -26,9 +26,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, cast
 
 import pymongo
+from pymongo.errors import ConnectionFailure
 
 from . import _compat
 from ._driver import ClientPort
+from ._unavailable import server_unavailable
 from .errors import ClosedError, WrongLoopError
 
 logger = logging.getLogger(__name__)
@@ -233,13 +235,16 @@ class ClientRuntime:
                     "(await asyncio.to_thread(Agent, ...))"
                 )
         home = self._home_loop(start_thread=start_thread)
-        if home is None or home is current:
-            return await function(*args, **kwargs)
-        if not home.is_running():
-            raise ClosedError("the event loop the MongoDB client is bound to is not running")
-        return await asyncio.wrap_future(
-            asyncio.run_coroutine_threadsafe(_as_coroutine(function(*args, **kwargs)), home)
-        )
+        try:
+            if home is None or home is current:
+                return await function(*args, **kwargs)
+            if not home.is_running():
+                raise ClosedError("the event loop the MongoDB client is bound to is not running")
+            return await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(_as_coroutine(function(*args, **kwargs)), home)
+            )
+        except ConnectionFailure as error:
+            raise server_unavailable(error, self._port.client if self._port is not None else None) from error
 
     def run_blocking(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``function(*args, **kwargs)`` on the home loop and BLOCK this thread until it is done."""
@@ -253,7 +258,10 @@ class ClientRuntime:
         if not home.is_running():
             raise ClosedError("the MongoDB client's event loop is not running any more")
         future = asyncio.run_coroutine_threadsafe(_as_coroutine(function(*args, **kwargs)), home)
-        return future.result()
+        try:
+            return future.result()
+        except ConnectionFailure as error:
+            raise server_unavailable(error, self._port.client if self._port is not None else None) from error
 
     def blocking(self, function: Callable[P, Awaitable[T]]) -> Callable[P, T]:
         """A blocking version of ``function``: each call runs it with :meth:`run_blocking`."""

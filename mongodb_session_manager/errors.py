@@ -105,3 +105,21 @@ class PipelinedWriteError(MongoDBSessionError):
 
     A write that fails on its own raises its own error, as when it is awaited on the spot.
     """
+
+
+class ServerUnavailableError(MongoDBSessionError):
+    """No MongoDB server could be reached in time (server selection timed out, the connection
+    failed or was lost). The driver's error is chained as ``__cause__``; the message names the
+    host(s), never credentials.
+
+    How long a call waits for a server is the client's ``serverSelectionTimeoutMS`` (PyMongo's
+    default is 30 s); set it in the connection string or as a keyword argument to fail faster.
+    Nothing of the failed call is known to be stored unless the call says otherwise; retry later.
+    """
+
+
+class SessionBusyError(MongoDBSessionError):
+    """Another turn of the same session and agent did not finish within the configured wait.
+
+    Nothing of this turn was stored. Retry later (an HTTP service answers 409 Conflict).
+    """

@@ -42,6 +42,7 @@ from . import _codec as codec
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
 from ._manager_pipeline import PipelinedWrites
 from ._manager_records import SessionRecords
+from ._must_finish import must_finish
 from ._runtime import running_loop
 from ._types import Document
 from .errors import (
@@ -109,6 +110,7 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
         """Restore a Graph or Swarm from the session, or record its initial state."""
         self._run_blocking(self.initialize_multi_agent_async, source)
 
+    @must_finish
     async def initialize_multi_agent_async(self, source: MultiAgentBase, **kwargs: Any) -> None:
         """Awaitable :meth:`initialize_multi_agent`."""
         self._check_open()
@@ -134,6 +136,7 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
         """Write the orchestrator's state if it changed."""
         self._run_blocking(self.sync_multi_agent_async, source)
 
+    @must_finish
     async def sync_multi_agent_async(self, source: MultiAgentBase, **kwargs: Any) -> None:
         """Awaitable :meth:`sync_multi_agent`."""
         self._check_open()
@@ -157,6 +160,7 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
         registry.add_callback(MessageUpdatedEvent, self._on_message_updated)
         registry.add_callback(AfterInvocationEvent, self._on_after_invocation)
         registry.add_callback(BeforeInvocationEvent, self._usage.on_invocation_start)
+        registry.add_callback(BeforeInvocationEvent, self._on_before_invocation)
         registry.add_callback(AfterModelCallEvent, self._on_model_call)
         registry.add_callback(AfterToolCallEvent, self._usage.on_tool_call)
         registry.add_callback(MultiAgentInitializedEvent, self._on_multi_agent_initialized)
@@ -177,6 +181,7 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
         await self.update_streamed_message_async(event.tracking_id, event.message, event.agent)
 
     async def _on_after_invocation(self, event: AfterInvocationEvent) -> None:
+        await self._end_turn(event.agent)
         await self.sync_agent_async(event.agent)
         update = self._usage.finish(event.agent.agent_id)
         if update is not None:

@@ -267,9 +267,10 @@ async def test_async_factory(mongodb_uri: str, db_name: str, mongodb_client: Mon
         connection_string=mongodb_uri, database_name=db_name, collection_name="sessions"
     ) as factory:
         manager = await factory.create_session_manager("preloaded", preload=True)
-        # preload fetched the session, creating it: it exists before any other call.
-        assert mongodb_client[db_name]["sessions"].find_one({"_id": "preloaded"}) is not None
+        # preload only reads: an unknown session is created by its first write, not by the preload.
+        assert mongodb_client[db_name]["sessions"].find_one({"_id": "preloaded"}) is None
         await manager.update_metadata_async({"status": "active"})
+        assert mongodb_client[db_name]["sessions"].find_one({"_id": "preloaded"}) is not None
         assert (await manager.get_metadata_async())["metadata"] == {"status": "active"}
 
         lazy = await factory.create_session_manager("lazy")

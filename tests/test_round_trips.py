@@ -203,21 +203,35 @@ async def test_preloaded_manager_constructs_the_agent_without_any_command(mongod
 
         # An existing session: the awaited preload reads it; Agent(...) then sends nothing.
         manager = await factory.create_session_manager("preloaded", preload=True)
-        assert commands.take() == ["findAndModify", "find"]
+        assert commands.take() == ["find", "find"]
         restored = Agent(model=ScriptedModel(["two"]), tools=[lookup], session_manager=manager, callback_handler=None)
         assert commands.take() == []
         assert restored.messages == agent.messages
         await restored.invoke_async("second")
         assert commands.take() == ["insert", "insert"]
 
-        # A new session: still nothing in Agent(...); the agent is recorded with its first write.
+        # A new session: the preload only reads (a request that only reads creates nothing); nothing in
+        # Agent(...); the first write creates the session and records the agent, then the two messages.
         manager = await factory.create_session_manager("fresh", preload=True)
-        assert commands.take() == ["findAndModify"]
+        assert commands.take() == ["find"]
         fresh = Agent(model=ScriptedModel(["hi"]), session_manager=manager, callback_handler=None)
         assert commands.take() == []
         await fresh.invoke_async("hello")
-        names = commands.take()
-        assert names.count("insert") == 2
-        assert len(names) <= 3, names
+        assert commands.take() == ["findAndModify", "update", "insert", "insert"]
         assert await manager.get_message_count_async("default") == 2
         assert [agent["agent_id"] for agent in await manager.list_agents_async()] == ["default"]
+
+
+def test_turn_after_another_writers_turn_catches_up_in_four_extra_commands(
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
+) -> None:
+    seed_long_conversation(factory, "contended", 10)
+    first = Agent(model=ScriptedModel(["first"]), session_manager=factory.create_session_manager("contended"))
+    stale = Agent(model=ScriptedModel(["second"]), session_manager=factory.create_session_manager("contended"))
+    first("one")
+    commands.take()
+    # The stale agent's prompt collides with the other turn's messages: it reads the tail (free), the
+    # messages it missed and the agent record, then stores its prompt after them and its answer.
+    stale("two")
+    assert commands.take() == ["insert", "find", "find", "find", "insert", "insert"]
+    assert [message["content"][0]["text"] for message in stale.messages[-4:]] == ["one", "first", "two", "second"]

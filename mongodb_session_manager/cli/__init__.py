@@ -34,9 +34,9 @@ from types import ModuleType
 
 from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError
 
-from .._clients import SecretScrubber
+from .._clients import SecretScrubber, validate_connection_string
 from ..catalog import SessionCatalog
-from ..errors import InvalidInputError, MongoDBSessionError, NotFoundError
+from ..errors import InvalidInputError, MongoDBSessionError, NotFoundError, ServerUnavailableError
 from ..sync_repository import MongoDBSessionRepository
 from . import dev_server, environment, guardrails, indexes, migrate, sessions, stats, usage
 from ._common import (
@@ -101,6 +101,11 @@ def _run(args: argparse.Namespace, scrub: SecretScrubber) -> int:
             f"invalid MongoDB URI ({display_uri(args.uri)}): it must start with mongodb:// or mongodb+srv://",
             EXIT_SERVER,
         )
+    try:
+        validate_connection_string(args.uri)
+    except InvalidInputError as error:  # the same exit status as the driver's own URI errors
+        detail = str(error).split(": ", 1)[-1]
+        raise Failure(f"invalid MongoDB URI ({display_uri(args.uri)}): {detail}", EXIT_SERVER) from None
     repository = MongoDBSessionRepository(
         args.uri,
         args.database,
@@ -150,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(error), EXIT_NOT_FOUND, as_json=as_json, scrub=scrub)
     except PyMongoError as error:
         return _fail(_server_error(error, args.uri), EXIT_SERVER, as_json=as_json, scrub=scrub)
+    except ServerUnavailableError as error:
+        cause = error.__cause__ if isinstance(error.__cause__, PyMongoError) else error
+        return _fail(_server_error(cause, args.uri), EXIT_SERVER, as_json=as_json, scrub=scrub)
     except BrokenPipeError:  # pragma: no cover - e.g. `... sessions list | head`
         _silence_stdout()
         return EXIT_OK

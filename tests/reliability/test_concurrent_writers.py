@@ -74,7 +74,9 @@ def test_two_processes_append_to_the_same_agent_without_losing_a_message(
     for process, (out, err) in zip(processes, results, strict=True):
         assert process.returncode == 0, err[-3000:]
         summary = json.loads(out.strip().splitlines()[-1])
-        assert summary["in_memory"] == summary["restored"] + 2 * turns
+        # A turn that had to wait for the other writer's turn continued from the stored conversation:
+        # its agent holds the other writer's messages too.
+        assert summary["restored"] + 2 * turns <= summary["in_memory"] <= len(writers) * turns * 2
 
     assert_every_writer_stored(db, "shared", writers, turns)
     session = db[COLLECTION].find_one({"_id": "shared"})

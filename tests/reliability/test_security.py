@@ -29,10 +29,12 @@ import mongodb_session_manager
 from mongodb_session_manager import (
     AlreadyExistsError,
     AsyncMongoDBSessionManagerFactory,
+    InvalidInputError,
     MongoDBConnectionPool,
     MongoDBSessionManager,
     MongoDBSessionManagerFactory,
     NotFoundError,
+    ServerUnavailableError,
 )
 from mongodb_session_manager._clients import mask_uri
 from mongodb_session_manager.scripted_model import ScriptedModel
@@ -136,7 +138,11 @@ def test_secrets_in_connection_strings_are_masked() -> None:
     }
     for uri, masked in cases.items():
         assert mask_uri(uri) == masked
-    for uri in cases:
+    invalid = "mongodb://app:p@w/1@h/"
+    with pytest.raises(InvalidInputError) as raised:  # refused when built, without repeating the password
+        MongoDBSessionManagerFactory(invalid, database_name="d")
+    assert_no_secret(str(raised.value), "pw1", "p@w/1")
+    for uri in cases.keys() - {invalid}:
         factory = MongoDBSessionManagerFactory(uri, database_name="d")  # creating it does no I/O
         try:
             assert_no_secret(repr(factory) + repr(factory.create_session_manager("s")), "pw1", "p@w/1")
@@ -234,12 +240,13 @@ def test_a_factory_connects_over_tls_with_the_options_it_was_given(tls_server: t
 
 def refusal(uri: str, options: dict[str, Any]) -> str:
     """The error of a first call through a factory with these client options (which must fail)."""
-    with MongoDBSessionManagerFactory(uri, database_name="tls", serverSelectionTimeoutMS=1000, **options) as f:
-        try:
-            f.create_session_manager("s").get_metadata()
-        except ServerSelectionTimeoutError as error:
-            return str(error)
-    raise AssertionError(f"connected with {options}")
+    with (
+        MongoDBSessionManagerFactory(uri, database_name="tls", serverSelectionTimeoutMS=1000, **options) as f,
+        pytest.raises(ServerUnavailableError) as raised,
+    ):
+        f.create_session_manager("s").get_metadata()
+    assert isinstance(raised.value.__cause__, ServerSelectionTimeoutError)
+    return str(raised.value.__cause__)
 
 
 # -- no code execution from stored data ---------------------------------------------------------------
@@ -330,8 +337,10 @@ async def test_application_isolation_holds_through_the_async_api(mongodb_uri: st
         assert await theirs.get_feedbacks_async() == []
         assert await theirs.get_message_count_async("default") == 0
         assert await theirs.list_agents_async() == []
+        await theirs.load_async()  # a read: the other application's session is invisible, nothing is written
+        intruder = Agent(model=ScriptedModel(["y"]), session_manager=theirs)
         with pytest.raises(AlreadyExistsError):
-            await theirs.load_async()
+            await intruder.invoke_async("hello")  # its first write would create the session: refused
         with pytest.raises(AlreadyExistsError):
             await theirs.add_feedback_async({"rating": 0})
         assert db[COLLECTION + ".feedback"].count_documents({}) == 1

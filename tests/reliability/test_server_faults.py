@@ -18,7 +18,7 @@ from reliability_support import COLLECTION, first_text, stored_messages
 from strands import Agent
 from support import CommandRecorder, fail_point, unique_app
 
-from mongodb_session_manager import MongoDBSessionManagerFactory
+from mongodb_session_manager import MongoDBSessionManagerFactory, ServerUnavailableError
 from mongodb_session_manager.scripted_model import ScriptedModel
 
 pytestmark = pytest.mark.usefixtures("collect_abandoned_sockets")
@@ -102,12 +102,14 @@ def test_a_connection_closed_mid_turn_fails_the_turn_and_the_next_call_recovers(
     agent = Agent(model=ScriptedModel(["one", "three"]), session_manager=manager, callback_handler=None)
     agent("first")
 
-    # The connection drops on the insert and again on its retry: the turn fails with the driver's error.
+    # The connection drops on the insert and again on its retry: the turn fails with the library's typed
+    # error, the driver's chained.
     with (
         fail_point(mongodb_client, app_name, {"times": 2}, failCommands=["insert"], closeConnection=True),
-        pytest.raises(AutoReconnect),
+        pytest.raises(ServerUnavailableError) as raised,
     ):
         agent("second")
+    assert isinstance(raised.value.__cause__, AutoReconnect)
 
     # The next calls work on fresh connections; nothing acknowledged was lost, ids stay gap-free.
     manager.update_metadata({"after": "fault"})

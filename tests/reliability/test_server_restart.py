@@ -20,7 +20,7 @@ from reliability_support import COLLECTION, first_text, snapshot, stop_process, 
 from strands import Agent
 from support import add, with_options
 
-from mongodb_session_manager import MongoDBSessionManagerFactory
+from mongodb_session_manager import MongoDBSessionManagerFactory, ServerUnavailableError
 from mongodb_session_manager.scripted_model import ScriptedModel, tool_call
 from mongodb_session_manager.testing import LocalMongoServer
 
@@ -62,13 +62,15 @@ def make_factory(server: LocalMongoServer, database: str) -> MongoDBSessionManag
     )
 
 
-def fails_fast(call: Callable[[], Any]) -> ConnectionFailure:
+def fails_fast(call: Callable[[], Any]) -> ServerUnavailableError:
+    """The call fails within FAIL_FAST seconds with the library's typed error, chaining the driver's."""
     started = time.monotonic()
-    with pytest.raises(ConnectionFailure) as raised:
+    with pytest.raises(ServerUnavailableError) as raised:
         call()
     elapsed = time.monotonic() - started
     print("TIMING", call, round(elapsed, 2))
     assert elapsed < FAIL_FAST, f"took {elapsed:.1f} s to fail"
+    assert isinstance(raised.value.__cause__, ConnectionFailure)
     return raised.value
 
 
