@@ -474,18 +474,22 @@ class AgentPersistence(ManagerBase):
             tracking.turn = uuid.uuid4().hex
             tracking.turn_open = False
 
-    @must_finish
-    async def _end_turn(self, agent: LocalAgent) -> None:
-        """Release the conversation if the turn's last stored message still holds it (the turn did
-        not end with a final answer: an error, a cancellation, an interrupt)."""
+    def _end_turn(self, agent: LocalAgent) -> int | None:
+        """End the agent's turn; the id of its last stored message if that still holds the
+        conversation (the turn did not end with a final answer: an error, a cancellation, an
+        interrupt) and must be released, else None."""
         tracking = self._agents.get(agent.agent_id)
         if tracking is None or tracking.turn is None:
-            return
+            return None
         held, latest = tracking.turn_open, tracking.latest
         tracking.turn = None
         tracking.turn_started = tracking.turn_open = False
-        if held and latest is not None:
-            await self.repository.annotate_message(self.session_id, agent.agent_id, latest.message_id, {}, [TURN_FIELD])
+        return latest.message_id if held and latest is not None else None
+
+    @must_finish
+    async def _release_turn(self, agent: LocalAgent, message_id: int) -> None:
+        """Remove the turn marker of the turn's last stored message: the conversation is free."""
+        await self.repository.annotate_message(self.session_id, agent.agent_id, message_id, {}, [TURN_FIELD])
 
     def redact_latest_message(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Store a redaction (e.g. from a guardrail) of the latest message.

@@ -44,6 +44,7 @@ from ._manager_pipeline import PipelinedWrites
 from ._manager_records import SessionRecords
 from ._must_finish import must_finish
 from ._runtime import running_loop
+from ._turns import TURN_FIELD
 from ._types import Document
 from .errors import (
     WrongLoopError,
@@ -181,14 +182,21 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
         await self.update_streamed_message_async(event.tracking_id, event.message, event.agent)
 
     async def _on_after_invocation(self, event: AfterInvocationEvent) -> None:
-        await self._end_turn(event.agent)
-        await self.sync_agent_async(event.agent)
+        held = self._end_turn(event.agent)
         update = self._usage.finish(event.agent.agent_id)
+        if held is not None and (update is None or update.message_id != held):
+            await self._release_turn(event.agent, held)
+        await self.sync_agent_async(event.agent)
         if update is not None:
             # Only when the invocation did not end with a model response (see docs/usage-and-audit.md).
+            # The turn's release, when due on that message, rides on the same update.
             writes = [
                 self.repository.annotate_message(
-                    self.session_id, event.agent.agent_id, update.message_id, {INVOCATION_FIELD: update.totals}
+                    self.session_id,
+                    event.agent.agent_id,
+                    update.message_id,
+                    {INVOCATION_FIELD: update.totals},
+                    [TURN_FIELD] if held == update.message_id else [],
                 )
             ]
             if update.stale_message_id is not None:

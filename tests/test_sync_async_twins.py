@@ -30,6 +30,7 @@ CORE_ONLY_METHODS = {
     AsyncMongoDBSessionRepository: {
         "annotate_message": "the manager's invocation totals and guardrail stop reason (docs/usage-and-audit.md)",
         "last_message_id": "the manager's renumbering after a collision",
+        "last_message": "the manager's turn check of the stored tail (docs/concurrency.md)",
         "load_session": "the manager's one-round-trip restore",
         "redact_message": "the manager's guardrail redaction",
         "touch_if_due": "the manager's expiry bookkeeping",
