@@ -23,8 +23,8 @@ other driver call.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from bson.binary import Binary
@@ -33,6 +33,7 @@ from pymongo.errors import EncryptionError as DriverEncryptionError
 from pymongo.operations import IndexModel
 
 from ._driver import ClientPort, CollectionPort
+from ._namespace import SessionNamespace
 from ._runtime import ClientRuntime
 from ._types import Document
 from .encryption import EncryptionOptions
@@ -43,7 +44,6 @@ from .errors import (
     MasterKeyError,
     SessionErasedError,
 )
-from .retention import EXPIRES_AT
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ MULTI_AGENT_FIELDS = ("state",)
 FEEDBACK_CLEAR_FIELDS = frozenset({"rating"})
 
 _ENCRYPTED_SUBTYPE = 6
+# Key names checked per query when looking for orphaned keys.
+_ORPHAN_BATCH = 500
 _KEY_MISSING = "not all keys requested were satisfied"
 _HMAC_FAILURE = "HMAC validation failure"
 
@@ -81,8 +83,8 @@ class PlainCipher:
 
     encrypting = False
 
-    async def prepare(self, *, ttl: bool) -> None:
-        """Create what the cipher needs in the database (the key vault's indexes)."""
+    async def prepare(self) -> None:
+        """Create what the cipher needs in the database (the key vault's index)."""
 
     async def seal(self, session_id: str, document: Document, fields: Sequence[str]) -> Document:
         """Encrypt ``document``'s ``fields`` in place (None values stay None); returns ``document``."""
@@ -115,11 +117,13 @@ class PlainCipher:
         """Encrypt the ``$set`` ``paths`` of a metadata update whose key is listed to be encrypted."""
         return paths
 
-    async def session_created(self, session_id: str, expiry: datetime | None) -> None:
+    async def session_created(self, session_id: str) -> None:
         """A session document was just created (its data key is created now, when per session)."""
 
-    async def touched(self, session_id: str, expiry: datetime) -> None:
-        """The session's expiry was pushed to ``expiry`` (its data key must not expire before it)."""
+    async def erase_orphans(self, namespace: SessionNamespace) -> int:
+        """Delete the per-session data keys of this namespace whose session no longer exists (removed by
+        the TTL monitor, or deleted by a repository without ``encryption=``); returns how many."""
+        return 0
 
     async def erase(self, session_id: str) -> int:
         """Delete the session's data key (per-session scope); returns how many keys were deleted."""
@@ -185,7 +189,7 @@ class FieldCipher(PlainCipher):
             raise InvalidInputError(f"key_scope returned {name!r} for session {session_id!r}; expected a non-empty str")
         return name
 
-    async def _create_key(self, name: str, expiry: datetime | None) -> None:
+    async def _create_key(self, name: str) -> None:
         options: dict[str, Any] = {"key_alt_names": [name]}
         if self.options.master_key is not None:
             options["master_key"] = self.options.master_key
@@ -196,11 +200,6 @@ class FieldCipher(PlainCipher):
             if not isinstance(error.__cause__, DriverEncryptionError) or not _duplicate(error.__cause__):
                 raise
             # Another writer created it first (the unique index on keyAltNames): use theirs.
-        if expiry is not None:
-            await self.touched_key(name, expiry)
-
-    async def touched_key(self, name: str, expiry: datetime) -> None:
-        await self.key_vault.update_many({"keyAltNames": name}, {"$max": {EXPIRES_AT: expiry}})
 
     async def _encrypt(self, session_id: str, value: Any) -> Binary:
         name = self.key_name(session_id)
@@ -211,13 +210,13 @@ class FieldCipher(PlainCipher):
         except SessionErasedError:
             # No key of that name yet: the first use of a scope's key, or a session whose key creation
             # was interrupted. (Data of an erased session stays unreadable: its key had another id.)
-            await self._create_key(name, None)
+            await self._create_key(name)
             encrypted = await self._call(session_id, "encrypt", value, self.options.algorithm, key_alt_name=name)
         return encrypted
 
     # -- the cipher -------------------------------------------------------------------------------
 
-    async def prepare(self, *, ttl: bool) -> None:
+    async def prepare(self) -> None:
         indexes = [
             # MongoDB's recommended index: key names are unique, so concurrent creators share one key.
             IndexModel(
@@ -227,8 +226,6 @@ class FieldCipher(PlainCipher):
                 partialFilterExpression={"keyAltNames": {"$exists": True}},
             )
         ]
-        if ttl:
-            indexes.append(IndexModel(EXPIRES_AT, name="expires_at_ttl", expireAfterSeconds=0))
         await self.key_vault.create_indexes(indexes)
 
     async def seal(self, session_id: str, document: Document, fields: Sequence[str]) -> Document:
@@ -256,13 +253,28 @@ class FieldCipher(PlainCipher):
             paths[field] = await self._encrypt(session_id, dict(value) if isinstance(value, Mapping) else value)
         return paths
 
-    async def session_created(self, session_id: str, expiry: datetime | None) -> None:
+    async def session_created(self, session_id: str) -> None:
         if self.options.per_session:
-            await self._create_key(self.key_name(session_id), expiry)
+            await self._create_key(self.key_name(session_id))
 
-    async def touched(self, session_id: str, expiry: datetime) -> None:
-        if self.options.per_session:
-            await self.touched_key(self.key_name(session_id), expiry)
+    async def erase_orphans(self, namespace: SessionNamespace) -> int:
+        if not self.options.per_session:
+            return 0
+        prefix = f"{self.options.key_name_prefix}{self._label}/"
+        keys = await self.key_vault.find(
+            {"keyAltNames": {"$regex": "^" + re.escape(prefix)}}, projection={"_id": 1, "keyAltNames": 1}
+        )
+        names = [name for key in keys for name in key.get("keyAltNames") or () if name.startswith(prefix)]
+        erased = 0
+        for start in range(0, len(names), _ORPHAN_BATCH):
+            batch = {name[len(prefix) :]: name for name in names[start : start + _ORPHAN_BATCH]}
+            alive = await namespace.sessions.find({"_id": {"$in": list(batch)}}, projection={"_id": 1})
+            orphans = [name for session_id, name in batch.items() if session_id not in {a["_id"] for a in alive}]
+            if orphans:
+                erased += await self.key_vault.delete_many({"keyAltNames": {"$in": orphans}})
+        if erased:
+            logger.info("erased %d data key(s) of sessions that no longer exist", erased)
+        return erased
 
     async def erase(self, session_id: str) -> int:
         if not self.options.per_session:

@@ -80,7 +80,6 @@ class Expiry:
                     {"metadata.session_id": session_id, f"metadata.{EXPIRES_AT}": older},
                     {"$set": {f"metadata.{EXPIRES_AT}": expiry}},
                 ),
-                self.cipher.touched(session_id, expiry),
             )
 
         if known_expiry is not None and now < as_utc(known_expiry):
@@ -156,9 +155,11 @@ class Expiry:
                             totals[position] += count
             if len(documents) < _PURGE_BATCH:
                 break
-        messages, feedback, blobs = await asyncio.gather(
+        messages, feedback, blobs, _ = await asyncio.gather(
             self.namespace.messages.delete_many(expired(now)),
             self.namespace.feedback.delete_many(expired(now)),
             self.blobs.delete_where({f"metadata.{EXPIRES_AT}": {"$lte": now}}),
+            # Data keys of sessions the TTL monitor removed (it cannot delete key vault documents).
+            self.cipher.erase_orphans(self.namespace),
         )
         return totals[0], totals[1] + messages, totals[2] + feedback, totals[3] + blobs

@@ -107,7 +107,7 @@ class RepositoryBase:
                 ttl=self.retention is not None,
                 application=self.application_name is not None,
             )
-            await self.cipher.prepare(ttl=self.retention is not None)
+            await self.cipher.prepare()
             self._indexes_ready = True
 
     # -- expiry -----------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ class SessionDocuments:
         create its data key (per-session encryption), concurrently."""
         await asyncio.gather(
             self.expiry.created(session_id, document.get("last_activity_at") or utc_now()),
-            self.cipher.session_created(session_id, document.get(EXPIRES_AT)),
+            self.cipher.session_created(session_id),
         )
 
     async def exists(self, session_id: str) -> bool:

@@ -217,6 +217,24 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
         ):
             raise NotFoundError(f"multi-agent {multi_agent_id!r} in session {session_id!r} does not exist")
 
+    # -- encryption -------------------------------------------------------------------------------
+
+    @on_home_loop
+    async def rewrap_data_keys(
+        self, kms_provider: str | None = None, master_key: Mapping[str, Any] | None = None
+    ) -> int:
+        """Key rotation: re-wrap every data key of the key vault with a new master key (of ``kms_provider``,
+        one of the configured providers; the current one by default). The data itself is not touched:
+        only the key vault documents are rewritten. Returns how many keys were re-wrapped.
+
+        Raises:
+            InvalidInputError: the repository has no ``encryption=``, or the provider is not configured.
+            MasterKeyError: a data key could not be unwrapped with the current master key.
+        """
+        rewrapped = await self.cipher.rewrap(kms_provider, master_key)
+        logger.info("rewrapped %d data key(s) with a new master key", rewrapped)
+        return rewrapped
+
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def close(self) -> None:

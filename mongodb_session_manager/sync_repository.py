@@ -204,6 +204,11 @@ class MongoDBSessionRepository(SessionRepository):
         """The session's feedback, oldest first."""
         return self._call(self.core.get_feedbacks, session_id)
 
+    def rewrap_data_keys(self, kms_provider: str | None = None, master_key: Mapping[str, Any] | None = None) -> int:
+        """Re-wrap every data key with a new master key; see
+        :meth:`AsyncMongoDBSessionRepository.rewrap_data_keys`."""
+        return self._call(self.core.rewrap_data_keys, kms_provider, master_key)
+
     def close(self) -> None:
         """Close the clients if this repository created them. Idempotent."""
         if not self._owns_core:

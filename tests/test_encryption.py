@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import bson
@@ -381,3 +382,63 @@ def test_missing_pymongocrypt_gives_an_install_hint() -> None:
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pip install 'mongodb-session-manager[encryption]'" in output
+
+
+def test_purge_and_the_ttl_path_erase_data_keys(
+    mongodb_uri: str, db_name: str, options: EncryptionOptions, mongodb_client: MongoClient[dict[str, Any]]
+) -> None:
+    with MongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db_name, collection_name="sessions", encryption=options, ttl_seconds=3600
+    ) as factory:
+        for session_id in ("expired", "ttl-removed", "alive"):
+            Agent(model=ScriptedModel(["fine"]), session_manager=factory.create_session_manager(session_id))("SECRET")
+        keys = mongodb_client[db_name]["__keyVault"]
+        sessions = mongodb_client[db_name]["sessions"]
+        assert keys.count_documents({}) == 3
+        # "expired" is past its expiry; the TTL monitor already removed "ttl-removed" (it cannot remove the key).
+        past = datetime.now(timezone.utc) - timedelta(days=1)
+        sessions.update_one({"_id": "expired"}, {"$set": {"expires_at": past}})
+        sessions.delete_one({"_id": "ttl-removed"})
+        report = SessionCatalog(factory.create_session_manager("alive").repository).purge_expired()
+        assert report.sessions == 1
+        assert [name for key in keys.find() for name in key["keyAltNames"]] == [f"session:{db_name}.sessions/alive"]
+        restored = Agent(model=ScriptedModel([]), session_manager=factory.create_session_manager("alive"))
+        assert restored.messages[0]["content"][0]["text"] == "SECRET"
+
+
+def test_rewrap_rotates_the_master_key(
+    mongodb_uri: str, db_name: str, master_key: bytes, mongodb_client: MongoClient[dict[str, Any]]
+) -> None:
+    vault = f"{db_name}.__keyVault"
+    new_key = os.urandom(96)
+    both = EncryptionOptions(
+        kms_providers={"local": {"key": master_key}, "local:v2": {"key": new_key}},
+        kms_provider="local",
+        key_vault_namespace=vault,
+    )
+    with MongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db_name, collection_name="sessions", encryption=both
+    ) as factory:
+        agent = Agent(model=ScriptedModel(["one", "two"]), session_manager=factory.create_session_manager("r1"))
+        agent("SECRET-first")
+        Agent(model=ScriptedModel(["x"]), session_manager=factory.create_session_manager("r2"))("SECRET-second")
+    with MongoDBSessionRepository(
+        mongodb_uri, database_name=db_name, collection_name="sessions", encryption=both
+    ) as repository:
+        assert repository.rewrap_data_keys("local:v2") == 2
+    providers = {key["masterKey"]["provider"] for key in mongodb_client[db_name]["__keyVault"].find()}
+    assert providers == {"local:v2"}
+    # Only the new master key is needed now; the stored data was not rewritten.
+    rotated = EncryptionOptions(kms_providers={"local:v2": {"key": new_key}}, key_vault_namespace=vault)
+    with MongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db_name, collection_name="sessions", encryption=rotated
+    ) as factory:
+        restored = Agent(model=ScriptedModel(["three"]), session_manager=factory.create_session_manager("r1"))
+        assert restored.messages == agent.messages
+        restored("SECRET-third")
+    assert plaintext_hits(mongodb_client, db_name) == []
+    with (
+        MongoDBSessionRepository(mongodb_uri, database_name=db_name, collection_name="sessions") as plain,
+        pytest.raises(InvalidInputError, match="encryption="),
+    ):
+        plain.rewrap_data_keys()
