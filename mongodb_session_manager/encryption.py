@@ -22,6 +22,8 @@ Example::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -157,6 +159,43 @@ class EncryptionOptions:
         self.key_cache_seconds = key_cache_seconds
         self.kms_tls_options = None if kms_tls_options is None else {k: dict(v) for k, v in kms_tls_options.items()}
         self.key_name_prefix = key_name_prefix
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> EncryptionOptions:
+        """Options from a JSON-style mapping (a configuration file, the CLI's ``--encryption-config``):
+        the keyword arguments of the constructor (except ``key_scope``, always per session), with a
+        ``local`` provider's ``key`` given as base64 text.
+
+        Example: ``{"kms_providers": {"local": {"key": "<base64 of 96 bytes>"}}, "key_vault_namespace":
+        "encryption.__keyVault"}``.
+        """
+        if not isinstance(config, Mapping) or "kms_providers" not in config:
+            raise InvalidInputError("an encryption configuration needs kms_providers")
+        allowed = {
+            "kms_providers",
+            "master_key",
+            "kms_provider",
+            "key_vault_namespace",
+            "metadata_fields",
+            "algorithm",
+            "key_cache_seconds",
+            "kms_tls_options",
+            "key_name_prefix",
+        }
+        unknown = sorted(set(config) - allowed)
+        if unknown:
+            raise InvalidInputError(f"unknown encryption configuration fields {unknown}")
+        providers: dict[str, Any] = {}
+        for name, credentials in dict(config["kms_providers"]).items():
+            credentials = dict(credentials)
+            if str(name).split(":", 1)[0] == "local" and isinstance(credentials.get("key"), str):
+                try:
+                    credentials["key"] = base64.b64decode(credentials["key"], validate=True)
+                except (binascii.Error, ValueError):
+                    raise InvalidInputError(f"the key of KMS provider {name!r} is not valid base64") from None
+            providers[name] = credentials
+        options = {key: value for key, value in config.items() if key != "kms_providers"}
+        return cls(providers, **options)
 
     @property
     def key_vault(self) -> tuple[str, str]:

@@ -235,6 +235,13 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
         logger.info("rewrapped %d data key(s) with a new master key", rewrapped)
         return rewrapped
 
+    @on_home_loop
+    async def erase_orphaned_keys(self) -> int:
+        """Delete the per-session data keys of this namespace whose session no longer exists: sessions
+        removed by the TTL monitor (it cannot delete key vault documents) or deleted without
+        ``encryption=``. :meth:`AsyncSessionCatalog.purge_expired` does it too. Returns how many."""
+        return await self.cipher.erase_orphans(self.namespace)
+
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def close(self) -> None:

@@ -209,6 +209,11 @@ class MongoDBSessionRepository(SessionRepository):
         :meth:`AsyncMongoDBSessionRepository.rewrap_data_keys`."""
         return self._call(self.core.rewrap_data_keys, kms_provider, master_key)
 
+    def erase_orphaned_keys(self) -> int:
+        """Delete the data keys of sessions that no longer exist; see
+        :meth:`AsyncMongoDBSessionRepository.erase_orphaned_keys`."""
+        return self._call(self.core.erase_orphaned_keys)
+
     def close(self) -> None:
         """Close the clients if this repository created them. Idempotent."""
         if not self._owns_core:

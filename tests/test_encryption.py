@@ -6,6 +6,8 @@ Every test runs against the real test server with PyMongo's explicit encryption 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -34,6 +36,7 @@ from mongodb_session_manager import (
     SessionCatalog,
     SessionErasedError,
 )
+from mongodb_session_manager.cli import main as cli_main
 from mongodb_session_manager.scripted_model import ScriptedModel, redact, tool_call
 from mongodb_session_manager.testing import CommandRecorder
 
@@ -442,3 +445,51 @@ def test_rewrap_rotates_the_master_key(
         pytest.raises(InvalidInputError, match="encryption="),
     ):
         plain.rewrap_data_keys()
+
+
+def test_cli_reads_deletes_and_rewraps_encrypted_sessions(
+    mongodb_uri: str,
+    db_name: str,
+    master_key: bytes,
+    mongodb_client: MongoClient[dict[str, Any]],
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    vault = f"{db_name}.__keyVault"
+    new_key = os.urandom(96)
+    config = {
+        "kms_providers": {
+            "local": {"key": base64.b64encode(master_key).decode()},
+            "local:v2": {"key": base64.b64encode(new_key).decode()},
+        },
+        "kms_provider": "local",
+        "key_vault_namespace": vault,
+    }
+    config_file = tmp_path / "encryption.json"
+    config_file.write_text(json.dumps(config))
+    options = EncryptionOptions.from_config(config)
+    with MongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db_name, collection_name="sessions", encryption=options
+    ) as factory:
+        for session_id in ("keep", "drop", "orphan"):
+            Agent(model=ScriptedModel(["ok"]), session_manager=factory.create_session_manager(session_id))("SECRET")
+    mongodb_client[db_name]["sessions"].delete_one({"_id": "orphan"})  # as the TTL monitor would
+    common = ["--uri", mongodb_uri, "--database", db_name, "--collection", "sessions"]
+    keys = mongodb_client[db_name]["__keyVault"]
+
+    assert cli_main([*common, "--encryption-config", str(config_file), "sessions", "delete", "drop", "--yes"]) == 0
+    assert cli_main([*common, "--encryption-config", str(config_file), "encryption", "erase-orphans"]) == 0
+    assert sorted(name for key in keys.find() for name in key["keyAltNames"]) == [f"session:{db_name}.sessions/keep"]
+    assert (
+        cli_main(
+            [*common, "--encryption-config", str(config_file), "encryption", "rewrap", "--to-provider", "local:v2"]
+        )
+        == 0
+    )
+    assert "re-wrapped 1 data key(s)" in capsys.readouterr().out
+    assert {key["masterKey"]["provider"] for key in keys.find()} == {"local:v2"}
+    assert cli_main([*common, "--encryption-config", str(config_file), "sessions", "export", "keep"]) == 0
+    assert "SECRET" in capsys.readouterr().out
+    # Without the configuration the command says what it needs.
+    assert cli_main([*common, "encryption", "rewrap"]) == 2
+    assert "--encryption-config" in capsys.readouterr().err

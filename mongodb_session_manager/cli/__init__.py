@@ -38,7 +38,7 @@ from .._clients import SecretScrubber, validate_connection_string
 from ..catalog import SessionCatalog
 from ..errors import InvalidInputError, MongoDBSessionError, NotFoundError, ServerUnavailableError
 from ..sync_repository import MongoDBSessionRepository
-from . import dev_server, environment, guardrails, indexes, migrate, sessions, stats, usage
+from . import dev_server, encryption, environment, guardrails, indexes, migrate, sessions, stats, usage
 from ._common import (
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -56,7 +56,16 @@ from ._common import (
 __all__ = ["EXIT_NOT_FOUND", "EXIT_OK", "EXIT_SERVER", "EXIT_USAGE", "main"]
 
 #: The command groups, in the order ``--help`` lists them.
-COMMAND_GROUPS: tuple[ModuleType, ...] = (sessions, stats, usage, guardrails, indexes, migrate, dev_server)
+COMMAND_GROUPS: tuple[ModuleType, ...] = (
+    sessions,
+    stats,
+    usage,
+    guardrails,
+    indexes,
+    migrate,
+    encryption,
+    dev_server,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,6 +126,7 @@ def _run(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         connectTimeoutMS=args.timeout_ms,
         minPoolSize=0,
         appname=PROG,
+        encryption=encryption.options_from_file(args.encryption_config),
     )
     try:
         context = Context(args=args, repository=repository, catalog=SessionCatalog(repository), scrub=scrub)

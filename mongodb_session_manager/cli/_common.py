@@ -135,6 +135,13 @@ def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=default(environment.setting(environment.APPLICATION)),
         help=f"only sessions of this application, as the managers scope it (default: ${environment.APPLICATION})",
     )
+    group.add_argument(
+        "--encryption-config",
+        metavar="FILE",
+        default=default(environment.setting(environment.ENCRYPTION_CONFIG)),
+        help="JSON file of the encryption options (KMS providers, key vault) of encrypted sessions: needed to "
+        f"read them, to erase their data keys on delete, and to rewrap (default: ${environment.ENCRYPTION_CONFIG})",
+    )
     group.add_argument("--json", action="store_true", default=default(False), help="machine-readable JSON output")
     group.add_argument(
         "--timeout-ms",

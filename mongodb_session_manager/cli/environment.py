@@ -24,7 +24,10 @@ APPLICATION = "MONGODB_SESSION_APPLICATION"
 #: ``indexes --metadata-field``, comma-separated: the factory's ``metadata_fields``.
 METADATA_FIELDS = "MONGODB_SESSION_METADATA_FIELDS"
 
-VARIABLES = (URI, DATABASE, COLLECTION, APPLICATION, METADATA_FIELDS)
+#: ``--encryption-config``: a JSON file of :meth:`EncryptionOptions.from_config` (docs/encryption.md).
+ENCRYPTION_CONFIG = "MONGODB_SESSION_ENCRYPTION_CONFIG"
+
+VARIABLES = (URI, DATABASE, COLLECTION, APPLICATION, METADATA_FIELDS, ENCRYPTION_CONFIG)
 
 
 def setting(name: str, default: str | None = None) -> str | None:
