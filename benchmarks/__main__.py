@@ -29,6 +29,7 @@ BENCHMARKS = {
     "http": "bench_http",
     "migrate": "bench_migrate",
     "network": "bench_network",
+    "encryption": "bench_encryption",
 }
 
 
