@@ -1,6 +1,6 @@
 """The sync facade's cost: a blocking call vs the same call awaited, per call.
 
-* The pure hop: a coroutine that does no I/O, run through ``runtime.call`` from the main thread
+* The pure hop: a coroutine that does no I/O, run through ``runtime.run_blocking`` from the main thread
   (what every blocking method does), and awaited through ``runtime.run`` from another event loop
   (what every ``*_async`` method does when the caller's loop is not the client's), vs awaiting it
   directly.
@@ -77,8 +77,8 @@ def _run(ctx: Context, uri: str, database: str) -> None:
         sync_hop = report.add(
             Row(
                 GROUP,
-                "runtime.call(noop): blocking hop to the client loop",
-                time=summarize(repeat(lambda: runtime.call(_noop), repeats=repeats, inner=inner, warmup=1)),
+                "runtime.run_blocking(noop): blocking hop to the client loop",
+                time=summarize(repeat(lambda: runtime.run_blocking(_noop), repeats=repeats, inner=inner, warmup=1)),
             )
         )
 
@@ -110,7 +110,7 @@ def _run(ctx: Context, uri: str, database: str) -> None:
         def blocking_naps() -> float:
             t0 = time.perf_counter()
             for _ in range(BATCH):
-                runtime.call(_nap)
+                runtime.run_blocking(_nap)
             return (time.perf_counter() - t0) / BATCH
 
         nap_pairs = 15 if quick else 60
@@ -118,9 +118,11 @@ def _run(ctx: Context, uri: str, database: str) -> None:
         nap_sync: list[float] = []
         for _ in range(nap_pairs):
             nap_sync.append(blocking_naps())
-            nap_home.append(runtime.call(naps_on_home_loop))
+            nap_home.append(runtime.run_blocking(naps_on_home_loop))
         nap_home_row = report.add(Row(GROUP, "await sleep(0.5ms) on the client loop", time=summarize(nap_home)))
-        nap_sync_row = report.add(Row(GROUP, "runtime.call(sleep(0.5ms)): blocking hop", time=summarize(nap_sync)))
+        nap_sync_row = report.add(
+            Row(GROUP, "runtime.run_blocking(sleep(0.5ms)): blocking hop", time=summarize(nap_sync))
+        )
         nap_sync_row.notes["overhead_paired_median"] = (
             f"{statistics.median(a - b for a, b in zip(nap_sync, nap_home, strict=True)) * 1e6:.0f}µs"
         )
@@ -144,11 +146,11 @@ def _run(ctx: Context, uri: str, database: str) -> None:
         home_times: list[float] = []
         differences: list[float] = []
         blocking()
-        runtime.call(awaited_on_home_loop)
+        runtime.run_blocking(awaited_on_home_loop)
         with commands.measure() as sent:
             for _ in range(pairs):
                 sync_time = blocking()
-                home_time = runtime.call(awaited_on_home_loop)
+                home_time = runtime.run_blocking(awaited_on_home_loop)
                 sync_times.append(sync_time)
                 home_times.append(home_time)
                 differences.append(sync_time - home_time)

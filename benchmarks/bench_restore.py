@@ -131,9 +131,10 @@ def _restore_size(
     runtime = probe.repository.runtime
 
     def list_messages() -> None:
-        restored.append(len(runtime.call(probe.repository.list_messages, session_id, AGENT_ID)))
+        restored.append(len(runtime.run_blocking(probe.repository.list_messages, session_id, AGENT_ID)))
 
-    messages = [message.to_message() for message in runtime.call(probe.repository.list_messages, session_id, AGENT_ID)]
+    listed = runtime.run_blocking(probe.repository.list_messages, session_id, AGENT_ID)
+    messages = [message.to_message() for message in listed]
 
     cases = [
         Case("library restore (sync Agent init)", restore, commands),
