@@ -357,7 +357,7 @@ class AgentPersistence(ManagerBase):
                 # messages in memory, so renumber after the highest stored id; never overwrite.
                 last = await self.repository.last_message_id(self.session_id, agent_id, session_verified=True)
                 renumbered = 0 if last is None else last + 1
-                logger.warning(
+                logger.info(  # expected under concurrency: not a WARNING per message
                     "session_id=<%s> | agent_id=<%s> | message id %d taken by another writer, storing as %d",
                     self.session_id,
                     agent_id,

@@ -50,6 +50,7 @@ from . import _compat, connection_pool
 from ._clients import DEFAULT_DATABASE_NAME
 from ._driver import ClientPort, port_for
 from ._gridfs import GridFSFileMissingError, GridFSPort, gridfs_bucket
+from ._must_finish import must_finish
 from ._runtime import ClientRuntime
 from ._storage_keys import normalize_key, normalize_prefix, prefix_filter, without_extension
 from ._types import Document
@@ -419,6 +420,7 @@ class MongoDBStorage:
             if entry[1] == 0:
                 del locks[slot]
 
+    @must_finish  # a cancelled caller must not leave the new GridFS file, or the replaced one, behind
     async def _write_on_home(self, full_key: str, data: bytes) -> None:
         async with self._exclusive(full_key):
             await self._write_locked(full_key, data)
@@ -496,6 +498,7 @@ class MongoDBStorage:
                 continue  # overwritten or deleted meanwhile: read the key's pointer again
         raise StorageError(f"the GridFS value of {full_key!r} kept changing or is damaged")
 
+    @must_finish
     async def _delete_on_home(self, full_key: str) -> None:
         port = self._port()
         async with self._exclusive(full_key):

@@ -13,9 +13,16 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from pymongo import MongoClient
+from strands import Agent, tool
 
 from examples.fastapi_app import create_app
-from mongodb_session_manager.fastapi import SessionManagerDep, add_error_handlers
+from mongodb_session_manager.fastapi import (
+    SessionFactoryDep,
+    SessionManagerDep,
+    add_error_handlers,
+    session_factory_lifespan,
+)
+from mongodb_session_manager.scripted_model import ScriptedModel, tool_call
 
 pytestmark = pytest.mark.anyio
 
@@ -98,3 +105,39 @@ async def test_server_unavailable_answers_503_with_retry_after() -> None:
         assert response.headers["Retry-After"] == "5"
         assert "127.0.0.1:1" in response.json()["detail"]
         assert "hunter22" not in response.text
+
+
+async def test_a_second_turn_on_a_busy_conversation_answers_409_with_retry_after(
+    mongodb_uri: str, db_name: str
+) -> None:
+    release = threading.Event()
+    holding = threading.Event()
+
+    @tool
+    def slow() -> str:
+        """Hold the turn until released."""
+        holding.set()
+        release.wait(30)
+        return "done"
+
+    app = FastAPI(lifespan=session_factory_lifespan(mongodb_uri, database_name=db_name))
+    add_error_handlers(app)
+
+    @app.post("/chat/{session_id}")
+    async def chat(session_id: str, factory: SessionFactoryDep) -> dict[str, str]:
+        manager = await factory.create_session_manager(session_id, preload=True, turn_wait=0.3)
+        model = ScriptedModel([tool_call("slow", {}), "finished"])
+        agent = Agent(model=model, tools=[slow], session_manager=manager, callback_handler=None)
+        result = await agent.invoke_async("hello")
+        return {"response": str(result)}
+
+    with served(app) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            first = asyncio.create_task(client.post("/chat/dana"))
+            await asyncio.to_thread(holding.wait, 30)
+            second = await client.post("/chat/dana")
+            release.set()
+            assert (await first).status_code == 200
+    assert second.status_code == 409, second.text
+    assert second.headers["Retry-After"] == "1"
+    assert "still running" in second.json()["detail"]

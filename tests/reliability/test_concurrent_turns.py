@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import subprocess
 import sys
 import threading
@@ -71,8 +72,9 @@ def assert_each_turn_once_with_its_answer(messages: list[dict[str, Any]], prompt
 
 @pytest.mark.anyio
 async def test_six_concurrent_invocations_on_one_session_take_turns(
-    mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]]
+    mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="mongodb_session_manager")
     prompts = [f"question {n}" for n in range(WRITERS)]
     async with AsyncMongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION) as f:
         # The session exists with one turn; every request restores it and then runs its turn at once.
@@ -97,6 +99,10 @@ async def test_six_concurrent_invocations_on_one_session_take_turns(
         assert len(messages) == 2 + 2 * WRITERS + 2 * (WRITERS // 2)  # no repairs: every turn completed
         restored = Agent(model=ScriptedModel([]), session_manager=await f.create_session_manager("s", preload=True))
         assert [m["content"] for m in restored.messages] == [m["content"] for m in messages]
+    # Waiting for a turn and catching up are expected events: quiet logs (DEBUG/INFO), no WARNING.
+    ours = [record for record in caplog.records if record.name.startswith("mongodb_session_manager")]
+    assert ours
+    assert all(record.levelno < logging.WARNING for record in ours), [record.getMessage() for record in ours]
 
 
 def test_six_threads_calling_agents_on_one_session_take_turns(
