@@ -255,3 +255,33 @@ def assert_alternating(messages: list[Any]) -> None:
     roles = [message["role"] for message in messages]
     assert all(a != b for a, b in itertools.pairwise(roles)), roles
     assert roles[0] == "user", roles
+
+
+async def test_a_cancelled_storage_write_completes_and_leaves_no_orphaned_file(
+    mongodb_uri: str,
+    db_name: str,
+    admin: MongoClient[dict[str, Any]],
+    app_name: str,
+    listener: CommandStarted,
+) -> None:
+    from mongodb_session_manager import MongoDBStorage
+
+    storage = MongoDBStorage(
+        mongodb_uri, db_name, "kv", gridfs_threshold=16, appname=app_name, event_listeners=[listener]
+    )
+    try:
+        await storage.write("key", b"first value, stored through GridFS")
+        started = listener.expect("findAndModify")
+        with stall(admin, app_name, "findAndModify"):
+            task = asyncio.create_task(storage.write("key", b"second value, stored through GridFS"))
+            await asyncio.wait_for(started.wait(), WAIT)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The write goes on without its caller; the next write of the key waits for it (key lock).
+            await storage.write("key", b"third value, stored through GridFS")
+        assert await storage.read("key") == b"third value, stored through GridFS"
+        files = [name for name in admin[db_name].list_collection_names() if name.endswith(".files")]
+        assert [admin[db_name][name].count_documents({}) for name in files] == [1]  # only the live value's file
+    finally:
+        await storage.aclose()
