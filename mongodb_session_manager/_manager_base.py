@@ -18,7 +18,7 @@ from strands.types.session import SessionMessage
 
 from ._client_options import check_client_options
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
-from ._pipeline import Issued, WritePipeline
+from ._pipeline import WritePipeline
 from ._runtime import running_loop
 from ._sync_client import SyncClientSource
 from ._turns import DEFAULT_TURN_LEASE, DEFAULT_TURN_WAIT
@@ -164,9 +164,8 @@ class ManagerBase:
         self._deferred: list[asyncio.Task[None]] = []
         # Writes of the current invocation issued without waiting (see _manager_pipeline).
         self.pipelined_writes = pipelined_writes
-        self._pipeline = WritePipeline()
-        self._issued: list[Issued] = []
-        self._state_writes: dict[str, asyncio.Task[Any]] = {}
+        # None unless pipelined_writes: a manager that awaits each write carries nothing for it.
+        self._pipeline: WritePipeline | None = WritePipeline() if pipelined_writes else None
         self._closed = False
         self._usage = UsageTracker(self.repository.application_name)
         # Redactions from Strands' own guardrail flow, whose stop reason the model call reports later.
@@ -184,7 +183,7 @@ class ManagerBase:
         syncs synchronously mid-turn): there the write is scheduled, and the next awaited write of this
         manager, or :meth:`close_async`, waits for it first, which keeps the writes in order."""
         self._check_open()
-        if self._pipeline:
+        if self._pipeline is not None and self._pipeline:
             # Pipelined writes of this turn are in flight on this thread's loop: blocking it would stall
             # them, so this write too is scheduled there, after them.
             self._deferred.append(asyncio.get_running_loop().create_task(self._after_pipeline(function(*args))))
@@ -204,10 +203,11 @@ class ManagerBase:
 
     async def _drain_pipeline(self) -> None:
         """Wait for the pipelined writes in flight (raising the first failure)."""
-        await self._pipeline.drain()
+        if self._pipeline is not None:
+            await self._pipeline.drain()
 
     async def _flush_deferred(self) -> None:
-        if self._pipeline:
+        if self._pipeline is not None and self._pipeline:
             await self._drain_pipeline()
         while self._deferred:
             # Shielded and popped only once done: a cancelled caller must not cancel (or lose) the write.

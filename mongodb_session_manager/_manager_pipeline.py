@@ -42,12 +42,14 @@ class PipelinedWrites(AgentPersistence):
     def _can_pipeline(self, agent: LocalAgent) -> bool:
         """Pipelining applies to agents already stored, with no deferred write pending; anything else
         (the agent's first write, a redaction scheduled mid-turn) takes the awaited path."""
-        if not self.pipelined_writes or self._closed or self._deferred:
+        if self._pipeline is None or self._closed or self._deferred:
             return False
         tracking = self._agents.get(agent.agent_id)
         return tracking is not None and not tracking.pending_create
 
     def _issue_message(self, message: Message, agent: LocalAgent) -> None:
+        pipeline = self._pipeline
+        assert pipeline is not None  # _can_pipeline said so
         tracking = self._agents[agent.agent_id]
         message_id = tracking.next_message_id
         issued = Issued(
@@ -60,14 +62,14 @@ class PipelinedWrites(AgentPersistence):
         tracking.held.append(issued.message)
         # The usage bookkeeping follows the events (the next model call's fields depend on it).
         self._usage.stored(agent.agent_id, message_id, issued.usage_fields)
-        self._issued.append(issued)
-        self._pipeline.issue(self._insert_issued(agent.agent_id, issued))
+        pipeline.issued.append(issued)
+        pipeline.issue(self._insert_issued(agent.agent_id, issued))
         marker = sync_marker(agent)
         if tracking.synced is not None and marker == tracking.synced:
             return
         tracking.synced = marker  # claimed now, so that the next event does not issue the same state again
-        previous = self._state_writes.get(agent.agent_id)
-        self._state_writes[agent.agent_id] = self._pipeline.issue(
+        previous = pipeline.state_writes.get(agent.agent_id)
+        pipeline.state_writes[agent.agent_id] = pipeline.issue(
             self._write_state(tracking, SessionAgent.from_agent(agent)), after=previous
         )
 
@@ -93,19 +95,19 @@ class PipelinedWrites(AgentPersistence):
 
     async def _drain_pipeline(self) -> None:
         """Wait for the pipelined writes, settle id collisions; raises the first failure."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            return
         try:
-            await self._pipeline.drain()
+            await pipeline.drain()
         except asyncio.CancelledError:
             raise  # the writes go on; the next drain waits for them and settles
         except BaseException:
-            issued, self._issued = self._issued, []
-            self._state_writes.clear()
-            for item in issued:
+            for item in pipeline.settled():
                 if not item.stored:
                     _forget(item)
             raise
-        issued, self._issued = self._issued, []
-        self._state_writes.clear()
+        issued = pipeline.settled()
         if any(item.collided for item in issued):
             await self._settle_collisions(issued)
 

@@ -54,8 +54,20 @@ class WritePipeline:
     its failure reported, by one of them.
     """
 
+    __slots__ = ("_pending", "issued", "state_writes")
+
     def __init__(self) -> None:
         self._pending: list[asyncio.Task[Any]] = []
+        #: The message inserts started since the last drain, in issue order (kept by the manager).
+        self.issued: list[Issued] = []
+        #: The latest agent-state write per agent id: the next one waits for it.
+        self.state_writes: dict[str, asyncio.Task[Any]] = {}
+
+    def settled(self) -> list[Issued]:
+        """After a drain: the inserts it waited for (forgotten here), and no state write to wait for."""
+        issued, self.issued = self.issued, []
+        self.state_writes.clear()
+        return issued
 
     def __bool__(self) -> bool:
         return bool(self._pending)
