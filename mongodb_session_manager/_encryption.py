@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import bson
 from bson.binary import Binary
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from pymongo.errors import EncryptionError as DriverEncryptionError
@@ -61,6 +62,8 @@ MULTI_AGENT_FIELDS = ("state",)
 FEEDBACK_CLEAR_FIELDS = frozenset({"rating"})
 
 _ENCRYPTED_SUBTYPE = 6
+# Bytes of a large Storage value encrypted at a time.
+_BLOB_CHUNK = 4 * 1024 * 1024
 # Key names checked per query when looking for orphaned keys.
 _ORPHAN_BATCH = 500
 _KEY_MISSING = "not all keys requested were satisfied"
@@ -116,6 +119,32 @@ class PlainCipher:
     async def seal_metadata(self, session_id: str, metadata: Mapping[str, Any], paths: Document) -> Document:
         """Encrypt the ``$set`` ``paths`` of a metadata update whose key is listed to be encrypted."""
         return paths
+
+    async def seal_value(self, key_name: str, data: bytes) -> bytes | Binary:
+        """A Storage value as stored inline: ``data`` itself, or its ciphertext under the key ``key_name``."""
+        return data
+
+    async def seal_blob(self, key_name: str, data: bytes) -> tuple[bytes, bool]:
+        """A Storage value as stored in GridFS, and whether it is encrypted (sealed in chunks)."""
+        return data, False
+
+    async def open_value(self, value: bytes) -> bytes:
+        """The bytes of a Storage value read back (inline ciphertext, or ``open_blob``'s output)."""
+        if is_encrypted(value):
+            raise EncryptionRequiredError(
+                "this Storage value is stored encrypted: create the MongoDBStorage with "
+                "encryption=EncryptionOptions(...)"
+            )
+        return value
+
+    async def open_blob(self, data: bytes, encrypted: bool) -> bytes:
+        """The bytes of a GridFS Storage value (``encrypted``: sealed in chunks by :meth:`seal_blob`)."""
+        if encrypted:
+            raise EncryptionRequiredError(
+                "this Storage value is stored encrypted: create the MongoDBStorage with "
+                "encryption=EncryptionOptions(...)"
+            )
+        return data
 
     async def session_created(self, session_id: str) -> None:
         """A session document was just created (its data key is created now, when per session)."""
@@ -202,7 +231,9 @@ class FieldCipher(PlainCipher):
             # Another writer created it first (the unique index on keyAltNames): use theirs.
 
     async def _encrypt(self, session_id: str, value: Any) -> Binary:
-        name = self.key_name(session_id)
+        return await self._encrypt_named(self.key_name(session_id), value, session_id)
+
+    async def _encrypt_named(self, name: str, value: Any, session_id: str | None = None) -> Binary:
         try:
             encrypted: Binary = await self._call(
                 session_id, "encrypt", value, self.options.algorithm, key_alt_name=name
@@ -252,6 +283,29 @@ class FieldCipher(PlainCipher):
             value = metadata[key]
             paths[field] = await self._encrypt(session_id, dict(value) if isinstance(value, Mapping) else value)
         return paths
+
+    async def seal_value(self, key_name: str, data: bytes) -> bytes | Binary:
+        return await self._encrypt_named(key_name, data)
+
+    async def seal_blob(self, key_name: str, data: bytes) -> tuple[bytes, bool]:
+        # One ciphertext per chunk (a value encrypts within one BSON document), stored as a BSON sequence.
+        parts = [
+            bson.encode({"c": await self._encrypt_named(key_name, data[start : start + _BLOB_CHUNK])})
+            for start in range(0, max(len(data), 1), _BLOB_CHUNK)
+        ]
+        return b"".join(parts), True
+
+    async def open_value(self, value: bytes) -> bytes:
+        if not is_encrypted(value):
+            return value
+        data: bytes = await self._call(None, "decrypt", value)
+        return data
+
+    async def open_blob(self, data: bytes, encrypted: bool) -> bytes:
+        if not encrypted:
+            return data
+        parts = [await self._call(None, "decrypt", part["c"]) for part in bson.decode_all(data)]
+        return b"".join(parts)
 
     async def session_created(self, session_id: str) -> None:
         if self.options.per_session:

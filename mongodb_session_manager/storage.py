@@ -49,12 +49,14 @@ from strands.types.exceptions import StorageError
 from . import _compat, connection_pool
 from ._clients import DEFAULT_DATABASE_NAME
 from ._driver import ClientPort, port_for
+from ._encryption import cipher_for
 from ._gridfs import GridFSFileMissingError, GridFSPort, gridfs_bucket
 from ._must_finish import must_finish
 from ._runtime import ClientRuntime
 from ._storage_keys import normalize_key, normalize_prefix, prefix_filter, without_extension
 from ._types import Document
 from ._validation import validate_name
+from .encryption import EncryptionOptions
 from .errors import ClosedError
 
 if TYPE_CHECKING:
@@ -132,6 +134,8 @@ class MongoDBStorage:
         search_strategy: Optional Strands search strategy; ``write`` then indexes every entry and
             ``search`` delegates to it instead of the built-in keyword scan.
         runtime: Run on this existing client runtime (as :meth:`from_factory` does); it is not closed.
+        encryption: Encrypt every value in this process before it is stored, with one data key per
+            storage collection named ``storage:<database>.<collection>`` (``docs/encryption.md``).
         **client_kwargs: Client options (``maxPoolSize``, ``tls``, ...), used with ``connection_string``.
 
     Raises:
@@ -149,6 +153,7 @@ class MongoDBStorage:
         gridfs_threshold: int = DEFAULT_GRIDFS_THRESHOLD,
         search_strategy: SearchStrategy[MongoDBStorage] | None = None,
         runtime: ClientRuntime | None = None,
+        encryption: EncryptionOptions | None = None,
         **client_kwargs: Any,
     ) -> None:
         self.database_name = validate_name(database_name, "database_name")
@@ -173,6 +178,8 @@ class MongoDBStorage:
             self._ownership = _Ownership(lease=lease)
         else:
             raise ValueError("MongoDBStorage needs a connection_string, a client or a factory (from_factory)")
+        self._cipher = cipher_for(encryption, self._runtime, self.database_name, self.collection_name)
+        self._key_name = f"storage:{self.database_name}.{self.collection_name}"
 
     @classmethod
     def from_factory(
@@ -184,8 +191,11 @@ class MongoDBStorage:
         namespace: str = "",
         gridfs_threshold: int = DEFAULT_GRIDFS_THRESHOLD,
         search_strategy: SearchStrategy[MongoDBStorage] | None = None,
+        encryption: EncryptionOptions | None = None,
     ) -> MongoDBStorage:
         """A storage on the factory's shared client (and home loop); no I/O.
+
+        ``encryption`` defaults to the factory's.
 
         ``database_name`` defaults to the factory's. Closing the storage leaves the factory and its
         client open; closing the factory makes the storage fail with :class:`StorageError`.
@@ -201,6 +211,7 @@ class MongoDBStorage:
             gridfs_threshold=gridfs_threshold,
             search_strategy=search_strategy,
             runtime=runtime,
+            encryption=factory.encryption if encryption is None else encryption,
         )
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -429,11 +440,16 @@ class MongoDBStorage:
         port = self._port()
         document: Document = {"size": len(data), "updated_at": datetime.now(timezone.utc)}
         if len(data) + len(full_key.encode("utf-8")) <= self.gridfs_threshold:
-            old = await self._swap(port, full_key, {"data": Binary(data), "gridfs_id": None, **document})
+            value = await self._cipher.seal_value(self._key_name, data)
+            stored = value if isinstance(value, Binary) else Binary(value)
+            old = await self._swap(port, full_key, {"data": stored, "gridfs_id": None, **document})
         else:
             bucket = self._bucket(port)
+            payload, sealed = await self._cipher.seal_blob(self._key_name, data)
+            if sealed:
+                document["sealed"] = True  # the file holds ciphertext chunks
             # The new file first: until the pointer moves, readers still get the complete old value.
-            file_id = await bucket.put(data, filename=full_key, metadata={"key": full_key})
+            file_id = await bucket.put(payload, filename=full_key, metadata={"key": full_key})
             try:
                 old = await self._swap(port, full_key, {"data": None, "gridfs_id": file_id, **document})
             except Exception:
@@ -483,7 +499,7 @@ class MongoDBStorage:
         port = self._port()
         documents = port.collection(self.database_name, self.collection_name)
         for _ in range(_READ_ATTEMPTS):
-            document = await documents.find_one({"_id": full_key}, {"data": 1, "gridfs_id": 1})
+            document = await documents.find_one({"_id": full_key}, {"data": 1, "gridfs_id": 1, "sealed": 1})
             if document is None:
                 return None
             file_id = document.get("gridfs_id")
@@ -491,9 +507,11 @@ class MongoDBStorage:
                 data = document.get("data")
                 if not isinstance(data, bytes):
                     raise StorageError(f"the document of {full_key!r} holds no value")
+                data = await self._cipher.open_value(data)
                 return data if type(data) is bytes else bytes(data)
             try:
-                return await self._bucket(port).get(file_id)
+                content = await self._bucket(port).get(file_id)
+                return await self._cipher.open_blob(content, bool(document.get("sealed")))
             except (GridFSFileMissingError, CorruptGridFile):
                 continue  # overwritten or deleted meanwhile: read the key's pointer again
         raise StorageError(f"the GridFS value of {full_key!r} kept changing or is damaged")
@@ -527,7 +545,9 @@ class MongoDBStorage:
             nonlocal batch, batch_bytes
             if batch:
                 found = await documents.find({"_id": {"$in": batch}}, projection={"data": 1})
-                values.update((doc["_id"], doc["data"]) for doc in found if isinstance(doc.get("data"), bytes))
+                for doc in found:
+                    if isinstance(doc.get("data"), bytes):
+                        values[doc["_id"]] = await self._cipher.open_value(doc["data"])
             batch, batch_bytes = [], 0
 
         for entry in listing:

@@ -23,6 +23,7 @@ from pymongo import MongoClient
 from pymongo.encryption import ClientEncryption
 from pymongo.errors import EncryptionError as DriverEncryptionError
 from strands import Agent, tool
+from strands.types.exceptions import StorageError
 from strands.types.session import Session, SessionMessage, SessionType
 
 from mongodb_session_manager import (
@@ -33,6 +34,7 @@ from mongodb_session_manager import (
     MasterKeyError,
     MongoDBSessionManagerFactory,
     MongoDBSessionRepository,
+    MongoDBStorage,
     SessionCatalog,
     SessionErasedError,
 )
@@ -493,3 +495,25 @@ def test_cli_reads_deletes_and_rewraps_encrypted_sessions(
     # Without the configuration the command says what it needs.
     assert cli_main([*common, "encryption", "rewrap"]) == 2
     assert "--encryption-config" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_storage_values_are_encrypted_inline_and_in_gridfs(
+    mongodb_uri: str, db_name: str, options: EncryptionOptions, mongodb_client: MongoClient[dict[str, Any]]
+) -> None:
+    small, large = b"SECRET-SMALL dark mode", b"SECRET-LARGE " + os.urandom(9 * 1024 * 1024) + b" tail"
+    async with MongoDBStorage(
+        mongodb_uri, database_name=db_name, collection_name="store", gridfs_threshold=1024, encryption=options
+    ) as storage:
+        await storage.write("prefs/theme.md", small)
+        await storage.write("blobs/big.bin", large)
+        assert mongodb_client[db_name]["store.gridfs.chunks"].count_documents({}) > 0
+        assert plaintext_hits(mongodb_client, db_name) == []
+        assert await storage.read("prefs/theme.md") == small
+        assert await storage.read("blobs/big.bin") == large
+        assert [result.key for result in await storage.search("dark")] == ["prefs/theme.md"]
+    async with MongoDBStorage(mongodb_uri, database_name=db_name, collection_name="store") as plain:
+        for key in ("prefs/theme.md", "blobs/big.bin"):
+            with pytest.raises(StorageError) as raised:
+                await plain.read(key)
+            assert isinstance(raised.value.__cause__, EncryptionRequiredError)
