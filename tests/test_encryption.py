@@ -517,3 +517,16 @@ async def test_storage_values_are_encrypted_inline_and_in_gridfs(
             with pytest.raises(StorageError) as raised:
                 await plain.read(key)
             assert isinstance(raised.value.__cause__, EncryptionRequiredError)
+
+
+def test_a_borrowed_sync_client_encrypts_in_worker_threads(
+    mongodb_uri: str, db_name: str, options: EncryptionOptions, mongodb_client: MongoClient[dict[str, Any]]
+) -> None:
+    with MongoDBSessionManagerFactory(
+        client=mongodb_client, database_name=db_name, collection_name="sessions", encryption=options
+    ) as factory:
+        agent = Agent(model=ScriptedModel(["SECRET-answer"]), session_manager=factory.create_session_manager("sync"))
+        agent("SECRET-question")
+        assert plaintext_hits(mongodb_client, db_name) == []
+        restored = Agent(model=ScriptedModel([]), session_manager=factory.create_session_manager("sync"))
+        assert restored.messages == agent.messages
