@@ -201,10 +201,12 @@ class AsyncSessionCatalog:
 
     @on_home_loop
     async def read_session_document(self, session_id: str) -> Document | None:
-        """The whole stored session document (agents' and orchestrators' state included), or None."""
-        return await self.repository.namespace.sessions.find_one(
+        """The whole stored session document (agents' and orchestrators' state included, decrypted with
+        the repository's ``encryption=``), or None."""
+        document = await self.repository.namespace.sessions.find_one(
             self.repository.namespace.live(validate_id(session_id, "session"))
         )
+        return None if document is None else await self.repository.cipher.open_session_document(session_id, document)
 
     # -- namespace --------------------------------------------------------------------------------
 

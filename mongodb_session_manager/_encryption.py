@@ -120,6 +120,16 @@ class PlainCipher:
         """Encrypt the ``$set`` ``paths`` of a metadata update whose key is listed to be encrypted."""
         return paths
 
+    async def open_session_document(self, session_id: str, document: Document) -> Document:
+        """Decrypt a session document's agent and multi-agent records and metadata, in place."""
+        for record in document.get("agents") or ():
+            await self.open(session_id, record, AGENT_FIELDS)
+        for record in document.get("multi_agents") or ():
+            await self.open(session_id, record, MULTI_AGENT_FIELDS)
+        if isinstance(document.get("metadata"), dict):
+            await self.open(session_id, document["metadata"])
+        return document
+
     async def seal_value(self, key_name: str, data: bytes) -> bytes | Binary:
         """A Storage value as stored inline: ``data`` itself, or its ciphertext under the key ``key_name``."""
         return data

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import _codec as codec
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME, runtime_for
-from ._encryption import AGENT_FIELDS, MULTI_AGENT_FIELDS, cipher_for
+from ._encryption import cipher_for
 from ._expiry import Expiry
 from ._indexes import ensure_indexes
 from ._legacy.layout import needs_upgrade
@@ -172,16 +172,8 @@ class RepositoryBase:
             repository = cast("AsyncMongoDBSessionRepository", self)
             document = await upgrade(repository, session_id, document, migrate=create)
         if document is not None:
-            await self._open_records(session_id, document)
+            await self.cipher.open_session_document(session_id, document)
         return document, created
-
-    async def _open_records(self, session_id: str, document: Document) -> Document:
-        """Decrypt the agent and multi-agent records of a session document, in place."""
-        for record in document.get("agents") or ():
-            await self.cipher.open(session_id, record, AGENT_FIELDS)
-        for record in document.get("multi_agents") or ():
-            await self.cipher.open(session_id, record, MULTI_AGENT_FIELDS)
-        return document
 
 
 def check_agent_config(config: Mapping[str, Any]) -> None:

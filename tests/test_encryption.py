@@ -491,7 +491,13 @@ def test_cli_reads_deletes_and_rewraps_encrypted_sessions(
     assert "re-wrapped 1 data key(s)" in capsys.readouterr().out
     assert {key["masterKey"]["provider"] for key in keys.find()} == {"local:v2"}
     assert cli_main([*common, "--encryption-config", str(config_file), "sessions", "export", "keep"]) == 0
-    assert "SECRET" in capsys.readouterr().out
+    exported = capsys.readouterr().out
+    assert "SECRET" in exported
+    assert "removed_message_count" in exported  # the session document's agent state, decrypted
+    assert cli_main([*common, "--encryption-config", str(config_file), "--json", "sessions", "show", "keep"]) == 0
+    capsys.readouterr()
+    assert cli_main([*common, "sessions", "show", "keep"]) != 0
+    assert "encryption=" in capsys.readouterr().err
     # Without the configuration the command says what it needs.
     assert cli_main([*common, "encryption", "rewrap"]) == 2
     assert "--encryption-config" in capsys.readouterr().err
