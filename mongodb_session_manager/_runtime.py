@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
 import logging
 import os
@@ -26,14 +27,18 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, cast
 
 import pymongo
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from . import _compat
 from ._driver import ClientPort
-from ._unavailable import server_unavailable
+from ._unavailable import database_error, server_unavailable
 from .errors import ClosedError, WrongLoopError
 
 logger = logging.getLogger(__name__)
+
+# How many runtime calls this context is inside: driver errors are translated for the outermost only,
+# so that the core's own handlers (a duplicate key, a missing collection) still see the driver's.
+_depth: contextvars.ContextVar[int] = contextvars.ContextVar("mongodb_session_manager_runtime_depth", default=0)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -235,6 +240,8 @@ class ClientRuntime:
                     "(await asyncio.to_thread(Agent, ...))"
                 )
         home = self._home_loop(start_thread=start_thread)
+        outermost = _depth.get() == 0
+        token = _depth.set(_depth.get() + 1)
         try:
             if home is None or home is current:
                 return await function(*args, **kwargs)
@@ -245,6 +252,12 @@ class ClientRuntime:
             )
         except ConnectionFailure as error:
             raise server_unavailable(error, self._port.client if self._port is not None else None) from error
+        except PyMongoError as error:
+            if outermost:
+                raise database_error(error) from error
+            raise
+        finally:
+            _depth.reset(token)
 
     def run_blocking(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``function(*args, **kwargs)`` on the home loop and BLOCK this thread until it is done."""
@@ -257,11 +270,19 @@ class ClientRuntime:
             )
         if not home.is_running():
             raise ClosedError("the MongoDB client's event loop is not running any more")
-        future = asyncio.run_coroutine_threadsafe(_as_coroutine(function(*args, **kwargs)), home)
+        outermost = _depth.get() == 0
+        token = _depth.set(_depth.get() + 1)
         try:
+            future = asyncio.run_coroutine_threadsafe(_as_coroutine(function(*args, **kwargs)), home)
             return future.result()
         except ConnectionFailure as error:
             raise server_unavailable(error, self._port.client if self._port is not None else None) from error
+        except PyMongoError as error:
+            if outermost:
+                raise database_error(error) from error
+            raise
+        finally:
+            _depth.reset(token)
 
     def blocking(self, function: Callable[P, Awaitable[T]]) -> Callable[P, T]:
         """A blocking version of ``function``: each call runs it with :meth:`run_blocking`."""

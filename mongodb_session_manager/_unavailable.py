@@ -1,16 +1,18 @@
-"""The one place where the driver's connection failures become :class:`ServerUnavailableError`.
+"""The one place where driver errors become typed: connection failures :class:`ServerUnavailableError`,
+every other driver error that reaches a caller :class:`DatabaseError`.
 
 :class:`~mongodb_session_manager._runtime.ClientRuntime` runs every coroutine of the core and
-translates there, so no driver connection error reaches a caller untyped.
+translates there (at the outermost call only: the core's own handlers still see driver errors), so
+no driver error reaches a caller untyped.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 
-from .errors import ServerUnavailableError
+from .errors import DatabaseError, ServerUnavailableError
 
 # The driver's message may describe the whole topology; one line of it is enough for a person.
 _MAX_DETAIL = 300
@@ -34,3 +36,14 @@ def known_hosts(client: Any) -> list[str]:
     except Exception:
         return []
     return sorted(f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}" for host, port in addresses)
+
+
+def database_error(error: PyMongoError) -> DatabaseError:
+    """The typed error for any other driver error reaching a caller (raise it ``from error``)."""
+    detail = str(error).split("\n", 1)[0]
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[: _MAX_DETAIL - 3] + "..."
+    typed = DatabaseError(f"MongoDB failed the command ({type(error).__name__}): {detail}")
+    code = getattr(error, "code", None)
+    typed.code = code if isinstance(code, int) else None
+    return typed

@@ -118,6 +118,14 @@ class ServerUnavailableError(MongoDBSessionError):
     """
 
 
+class DatabaseError(MongoDBSessionError):
+    """MongoDB refused or failed a command for a reason of its own: authentication or privileges, a
+    server-side error. The driver's error (e.g. ``pymongo.errors.OperationFailure``) is chained as
+    ``__cause__``; :attr:`code` is its server error code, when there is one."""
+
+    code: int | None = None
+
+
 class SessionBusyError(MongoDBSessionError):
     """Another turn of the same session and agent did not finish within the configured wait.
 

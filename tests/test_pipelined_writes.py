@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from pymongo import MongoClient
-from pymongo.errors import OperationFailure
 from strands import Agent, tool
 from strands.agent.conversation_manager import NullConversationManager
 from strands.hooks import MessageAddedEvent
@@ -19,6 +18,7 @@ from support import fail_point, unique_app, with_options
 
 from mongodb_session_manager import (
     AsyncMongoDBSessionManagerFactory,
+    DatabaseError,
     MongoDBSessionError,
     MongoDBSessionManagerFactory,
 )
@@ -138,7 +138,7 @@ def test_a_failed_insert_mid_turn_fails_the_invocation_and_loses_nothing_acknowl
         # The third insert of the next tool turn fails (the first two and the fourth go through).
         with (
             fail_point(mongodb_client, app, {"skip": 2, "times": 1}, failCommands=["insert"], errorCode=2),
-            pytest.raises(OperationFailure),  # the error the awaited path raises too
+            pytest.raises(DatabaseError),  # the error the awaited path raises too (the driver's chained)
         ):
             agent("visit again")
         stored = stored_texts(db, "failing")

@@ -36,7 +36,7 @@ from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError
 
 from .._clients import SecretScrubber, validate_connection_string
 from ..catalog import SessionCatalog
-from ..errors import InvalidInputError, MongoDBSessionError, NotFoundError, ServerUnavailableError
+from ..errors import DatabaseError, InvalidInputError, MongoDBSessionError, NotFoundError, ServerUnavailableError
 from ..sync_repository import MongoDBSessionRepository
 from . import dev_server, encryption, environment, guardrails, indexes, migrate, sessions, stats, usage
 from ._common import (
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(error), EXIT_NOT_FOUND, as_json=as_json, scrub=scrub)
     except PyMongoError as error:
         return _fail(_server_error(error, args.uri), EXIT_SERVER, as_json=as_json, scrub=scrub)
-    except ServerUnavailableError as error:
+    except (ServerUnavailableError, DatabaseError) as error:
         cause = error.__cause__ if isinstance(error.__cause__, PyMongoError) else error
         return _fail(_server_error(cause, args.uri), EXIT_SERVER, as_json=as_json, scrub=scrub)
     except BrokenPipeError:  # pragma: no cover - e.g. `... sessions list | head`

@@ -29,6 +29,7 @@ import mongodb_session_manager
 from mongodb_session_manager import (
     AlreadyExistsError,
     AsyncMongoDBSessionManagerFactory,
+    DatabaseError,
     InvalidInputError,
     MongoDBConnectionPool,
     MongoDBSessionManager,
@@ -110,9 +111,10 @@ def test_wrong_credentials_fail_fast_with_an_auth_error_that_shows_no_password(
     try:
         manager = factory.create_session_manager("s")  # no I/O yet
         started = time.monotonic()
-        with pytest.raises(OperationFailure) as raised:
+        with pytest.raises(DatabaseError) as raised:  # the driver's OperationFailure chained
             manager.update_metadata({"k": 1})
         assert time.monotonic() - started < 10
+        assert isinstance(raised.value.__cause__, OperationFailure)
         assert raised.value.code == code
         assert re.search("authentication failed|requires authentication", str(raised.value))
         stats = factory.get_connection_stats()  # reports, never raises

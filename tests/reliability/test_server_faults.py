@@ -18,7 +18,7 @@ from reliability_support import COLLECTION, first_text, stored_messages
 from strands import Agent
 from support import CommandRecorder, fail_point, unique_app
 
-from mongodb_session_manager import MongoDBSessionManagerFactory, ServerUnavailableError
+from mongodb_session_manager import DatabaseError, MongoDBSessionManagerFactory, ServerUnavailableError
 from mongodb_session_manager.scripted_model import ScriptedModel
 
 pytestmark = pytest.mark.usefixtures("collect_abandoned_sockets")
@@ -144,9 +144,11 @@ def test_a_non_retryable_server_error_reaches_the_caller_and_writes_nothing(
     manager.update_metadata({"kept": True})
     with (
         fail_point(mongodb_client, app_name, {"times": 1}, failCommands=["update"], errorCode=2),
-        pytest.raises(OperationFailure) as raised,
+        pytest.raises(DatabaseError) as raised,
     ):
         manager.update_metadata({"lost": True})
-    assert not isinstance(raised.value, ConnectionFailure)
+    assert isinstance(raised.value.__cause__, OperationFailure)
+    assert not isinstance(raised.value.__cause__, ConnectionFailure)
+    assert raised.value.code == 2
     assert manager.get_metadata()["metadata"] == {"kept": True}
     assert db[COLLECTION].count_documents({}) == 1
