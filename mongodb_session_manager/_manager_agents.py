@@ -302,6 +302,7 @@ class AgentPersistence(ManagerBase):
             notes = [SessionMessage.from_message(repairs_after(latest.message)[-1], session_message.message_id)]
             session_message.message_id += 1
             _insert_before(agent.messages, message, [note.to_message() for note in notes])
+        turn = tracking.turn
         for _ in range(_MAX_RENUMBERING):
             try:
                 await self.repository.create_messages(
@@ -337,10 +338,16 @@ class AgentPersistence(ManagerBase):
             )
         tracking.latest = session_message
         tracking.held.extend([*notes, session_message])
-        if tracking.turn is not None:
+        if turn is not None and not closing and tracking.turn != turn:
+            await self._release_late(agent, session_message.message_id)
+        elif tracking.turn is not None:
             tracking.turn_open = not closing
         tracking.tail_free = tracking.turn is not None or closing
         self._usage.stored(agent.agent_id, session_message.message_id, usage_fields)
+
+    async def _release_late(self, agent: LocalAgent, message_id: int) -> None:
+        """A write whose caller was cancelled completed after its turn ended (nobody released it then)."""
+        await self.repository.annotate_message(self.session_id, agent.agent_id, message_id, {}, [TURN_FIELD])
 
     # -- one turn at a time (see _turns) -----------------------------------------------------------
 
@@ -389,6 +396,7 @@ class AgentPersistence(ManagerBase):
         that the other turn answered): it is then dropped from ``agent.messages``, not stored.
         """
         assert tracking.turn is not None
+        turn = tracking.turn
         deadline = asyncio.get_running_loop().time() + self._turn_wait
         while True:
             tail = tracking.latest
@@ -406,7 +414,7 @@ class AgentPersistence(ManagerBase):
             session_message.message_id = first_id + len(records)
             closing = closes_turn(message)
             fields: list[Mapping[str, Any] | None] = [repair_fields("interrupted") for _ in records]
-            fields.append({**(usage_fields or {}), **({} if closing else open_marker(tracking.turn, self._turn_lease))})
+            fields.append({**(usage_fields or {}), **({} if closing else open_marker(turn, self._turn_lease))})
             try:
                 await self.repository.create_messages(
                     self.session_id, agent.agent_id, [*records, session_message], session_verified=True, fields=fields
@@ -424,9 +432,13 @@ class AgentPersistence(ManagerBase):
                 _insert_before(agent.messages, message, [record.to_message() for record in records])
             tracking.held.extend([*records, session_message])
             tracking.latest = session_message
+            tracking.tail_free = True
+            if tracking.turn != turn:  # the turn ended (its caller was cancelled) while this write ran
+                if not closing:
+                    await self._release_late(agent, session_message.message_id)
+                return True
             tracking.turn_started = True
             tracking.turn_open = not closing
-            tracking.tail_free = True
             return True
 
     async def _wait_for_turn(
