@@ -19,15 +19,13 @@ from strands.types.session import SessionAgent, SessionMessage
 
 from . import _codec as codec
 from . import _compat
-from ._manager_base import AgentTracking, ManagerBase, Preloaded
+from ._manager_base import AgentTracking, Preloaded, record_version, sync_marker
+from ._manager_turns import MAX_RENUMBERING, TurnCoordination, insert_before
 from ._must_finish import must_finish
 from ._runtime import running_loop
 from ._turns import (
-    TURN_FIELD,
     answers,
     closes_turn,
-    held_by_another,
-    only_tool_results,
     open_marker,
     repair_fields,
     repairs_after,
@@ -39,25 +37,17 @@ from .errors import (
     AlreadyExistsError,
     ConcurrentModificationError,
     DuplicateMessageError,
-    NotFoundError,
-    SessionBusyError,
     WrongLoopError,
 )
 
 if TYPE_CHECKING:
-    from strands.hooks import BeforeInvocationEvent
     from strands.types.agent import LocalAgent
 
 
 logger = logging.getLogger(__name__)
 
-# How many times a message is renumbered after colliding with another writer's before giving up.
-# Each collision means another writer's insert succeeded, so the system progresses; the cap only bounds
-# how long one writer may keep losing.
-_MAX_RENUMBERING = 100
 
-
-class AgentPersistence(ManagerBase):
+class AgentPersistence(TurnCoordination):
     """Agents and their messages (see :class:`~.session_manager.MongoDBSessionManager`)."""
 
     # -- loading ----------------------------------------------------------------------------------
@@ -139,7 +129,7 @@ class AgentPersistence(ManagerBase):
         listed = await self.repository.list_messages(
             self.session_id, agent.agent_id, offset=offset, session_verified=True
         )
-        self._restore_messages(agent, prepend, offset, listed, _version(record))
+        self._restore_messages(agent, prepend, offset, listed, record_version(record))
 
     def _initialize_without_io(self, agent: LocalAgent) -> bool:
         """Handle a repeated initialize, or a restore from preloaded data; False if I/O is needed."""
@@ -169,7 +159,7 @@ class AgentPersistence(ManagerBase):
         if offset < preloaded.offset:
             return False
         self._restore_messages(
-            agent, prepend, offset, preloaded.messages[offset - preloaded.offset :], _version(record)
+            agent, prepend, offset, preloaded.messages[offset - preloaded.offset :], record_version(record)
         )
         return True
 
@@ -185,14 +175,6 @@ class AgentPersistence(ManagerBase):
         tracking.config = config
         self._agents[agent.agent_id] = tracking
         self._remember_agent_record({**codec.agent_record(session_agent), **config})
-
-    async def _reload_agent_record(self, agent_id: str) -> Document:
-        document, _ = await self.repository.load_session(self.session_id, create=False)
-        record = codec.find_record((document or {}).get("agents"), "agent_id", agent_id)
-        if document is None or record is None:
-            raise NotFoundError(f"agent {agent_id!r} of session {self.session_id!r} disappeared while initializing")
-        self._session_document = document
-        return record
 
     async def _tracking_for_write(self, agent: LocalAgent, *, exclude_latest: bool = False) -> AgentTracking:
         """The agent's tracking, after writing its deferred record if initialization deferred it."""
@@ -217,7 +199,7 @@ class AgentPersistence(ManagerBase):
                 agent.state = AgentState(session_agent.state)
                 session_agent.initialize_internal_state(agent)
                 tracking.pending_create = False
-                tracking.version = _version(record)
+                tracking.version = record_version(record)
                 tracking.synced = sync_marker(agent)
             created, tracking = tracking, self._agents[agent.agent_id]
             tracking.turn = created.turn  # the turn running when the record was written goes on
@@ -301,9 +283,9 @@ class AgentPersistence(ManagerBase):
             # The prompt after Strands' answer to an interrupted toolUse: keep the roles alternating.
             notes = [SessionMessage.from_message(repairs_after(latest.message)[-1], session_message.message_id)]
             session_message.message_id += 1
-            _insert_before(agent.messages, message, [note.to_message() for note in notes])
+            insert_before(agent.messages, message, [note.to_message() for note in notes])
         turn = tracking.turn
-        for _ in range(_MAX_RENUMBERING):
+        for _ in range(MAX_RENUMBERING):
             try:
                 await self.repository.create_messages(
                     self.session_id,
@@ -334,7 +316,7 @@ class AgentPersistence(ManagerBase):
         else:
             raise ConcurrentModificationError(
                 f"could not store a message of agent {agent.agent_id!r} in session {self.session_id!r}: "
-                f"{_MAX_RENUMBERING} concurrent writers took every id tried"
+                f"{MAX_RENUMBERING} concurrent writers took every id tried"
             )
         tracking.latest = session_message
         tracking.held.extend([*notes, session_message])
@@ -344,164 +326,6 @@ class AgentPersistence(ManagerBase):
             tracking.turn_open = not closing
         tracking.tail_free = tracking.turn is not None or closing
         self._usage.stored(agent.agent_id, session_message.message_id, usage_fields)
-
-    async def _release_late(self, agent: LocalAgent, message_id: int) -> None:
-        """A write whose caller was cancelled completed after its turn ended (nobody released it then)."""
-        await self.repository.annotate_message(self.session_id, agent.agent_id, message_id, {}, [TURN_FIELD])
-
-    # -- one turn at a time (see _turns) -----------------------------------------------------------
-
-    async def _store_renumbering(self, agent_id: str, session_message: SessionMessage, usage_fields: Document) -> None:
-        """Insert the message; if another writer took its id, renumber it after the highest stored id."""
-        for _ in range(_MAX_RENUMBERING):
-            try:
-                await self.repository.create_message(
-                    self.session_id, agent_id, session_message, session_verified=True, fields=usage_fields
-                )
-                return
-            except DuplicateMessageError:
-                # Another writer (process or task) stored a message under this id. Strands numbers
-                # messages in memory, so renumber after the highest stored id; never overwrite.
-                last = await self.repository.last_message_id(self.session_id, agent_id, session_verified=True)
-                renumbered = 0 if last is None else last + 1
-                logger.info(  # expected under concurrency: not a WARNING per message
-                    "session_id=<%s> | agent_id=<%s> | message id %d taken by another writer, storing as %d",
-                    self.session_id,
-                    agent_id,
-                    session_message.message_id,
-                    renumbered,
-                )
-                session_message.message_id = renumbered
-                # Racers that collided together compute the same next id; a little jitter spreads them.
-                await asyncio.sleep(random.uniform(0, 0.002))  # noqa: S311 - not cryptographic
-        raise ConcurrentModificationError(
-            f"could not store a message of agent {agent_id!r} in session {self.session_id!r}: "
-            f"{_MAX_RENUMBERING} concurrent writers took every id tried"
-        )
-
-    async def _start_turn(
-        self,
-        agent: LocalAgent,
-        tracking: AgentTracking,
-        message: Message,
-        session_message: SessionMessage,
-        usage_fields: Mapping[str, Any] | None,
-    ) -> bool:
-        """Store the turn's first message right after the stored tail, claiming the conversation.
-
-        Uncontended this is the message's own insert. When another writer appended since this
-        manager last saw the conversation (the insert collides) or holds its tail, wait for that turn,
-        continue from the stored conversation, and try again until ``turn_wait`` runs out. Returns
-        False when the message became obsolete meanwhile (Strands' answer to an interrupted toolUse
-        that the other turn answered): it is then dropped from ``agent.messages``, not stored.
-        """
-        assert tracking.turn is not None
-        turn = tracking.turn
-        deadline = asyncio.get_running_loop().time() + self._turn_wait
-        while True:
-            tail = tracking.latest
-            if tail is not None and tail.message_id >= 0 and not closes_turn(tail.message) and not tracking.tail_free:
-                # The conversation ends mid-turn as this manager last saw it: another turn may hold it.
-                await self._wait_for_turn(agent, tracking, message, deadline)
-                continue
-            if tail is not None and only_tool_results(message) and not answers(tail.message, message):
-                agent.messages[:] = [kept for kept in agent.messages if kept is not message]
-                return False
-            fixed = tail is None or tail.message_id < 0 or answers(tail.message, message)
-            repairs = [] if fixed or tail is None else repairs_after(tail.message)
-            first_id = tracking.next_message_id
-            records = [SessionMessage.from_message(repair, first_id + index) for index, repair in enumerate(repairs)]
-            session_message.message_id = first_id + len(records)
-            closing = closes_turn(message)
-            fields: list[Mapping[str, Any] | None] = [repair_fields("interrupted") for _ in records]
-            fields.append({**(usage_fields or {}), **({} if closing else open_marker(turn, self._turn_lease))})
-            try:
-                await self.repository.create_messages(
-                    self.session_id, agent.agent_id, [*records, session_message], session_verified=True, fields=fields
-                )
-            except DuplicateMessageError:
-                await self._wait_for_turn(agent, tracking, message, deadline)
-                continue
-            if records:
-                logger.info(
-                    "session_id=<%s> | agent_id=<%s> | stored %d message(s) answering an interrupted turn",
-                    self.session_id,
-                    agent.agent_id,
-                    len(records),
-                )
-                _insert_before(agent.messages, message, [record.to_message() for record in records])
-            tracking.held.extend([*records, session_message])
-            tracking.latest = session_message
-            tracking.tail_free = True
-            if tracking.turn != turn:  # the turn ended (its caller was cancelled) while this write ran
-                if not closing:
-                    await self._release_late(agent, session_message.message_id)
-                return True
-            tracking.turn_started = True
-            tracking.turn_open = not closing
-            return True
-
-    async def _wait_for_turn(
-        self, agent: LocalAgent, tracking: AgentTracking, pending: Message, deadline: float
-    ) -> None:
-        """Wait until no other turn holds the stored conversation, then catch up with it: the stored
-        messages this manager has not seen go into ``agent.messages`` before ``pending``."""
-        loop = asyncio.get_running_loop()
-        delay = 0.01
-        while True:
-            last = await self.repository.last_message(self.session_id, agent.agent_id, session_verified=True)
-            if last is None or closes_turn(last[0].message) or not held_by_another(last[1], tracking.turn):
-                break
-            if loop.time() + delay > deadline:
-                raise SessionBusyError(
-                    f"another turn of agent {agent.agent_id!r} in session {self.session_id!r} is still running "
-                    f"after {self._turn_wait:g} s; nothing of this turn was stored"
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.25)
-        stored = await self.repository.list_messages(
-            self.session_id, agent.agent_id, offset=tracking.next_message_id, session_verified=True
-        )
-        if stored:
-            logger.debug(
-                "session_id=<%s> | agent_id=<%s> | caught up with %d message(s) stored by another turn",
-                self.session_id,
-                agent.agent_id,
-                len(stored),
-            )
-            _insert_before(agent.messages, pending, [record.to_message() for record in stored])
-            tracking.held.extend(stored)
-            tracking.latest = stored[-1]
-            record = await self._reload_agent_record(agent.agent_id)
-            tracking.version = _version(record)
-            agent.state = AgentState(codec.agent_from_record(record).state)
-            tracking.synced = sync_marker(agent)
-        # Free only if nothing was appended between the check and the catch-up (else check that again).
-        checked = -1 if last is None else last[0].message_id
-        tracking.tail_free = tracking.latest is None or tracking.latest.message_id == checked
-
-    async def _on_before_invocation(self, event: BeforeInvocationEvent) -> None:
-        tracking = self._agents.get(event.agent.agent_id)
-        if tracking is not None and not tracking.turn_started:  # else it started with Strands' toolUse answer
-            tracking.turn = uuid.uuid4().hex
-            tracking.turn_open = False
-
-    def _end_turn(self, agent: LocalAgent) -> int | None:
-        """End the agent's turn; the id of its last stored message if that still holds the
-        conversation (the turn did not end with a final answer: an error, a cancellation, an
-        interrupt) and must be released, else None."""
-        tracking = self._agents.get(agent.agent_id)
-        if tracking is None or tracking.turn is None:
-            return None
-        held, latest = tracking.turn_open, tracking.latest
-        tracking.turn = None
-        tracking.turn_started = tracking.turn_open = False
-        return latest.message_id if held and latest is not None else None
-
-    @must_finish
-    async def _release_turn(self, agent: LocalAgent, message_id: int) -> None:
-        """Remove the turn marker of the turn's last stored message: the conversation is free."""
-        await self.repository.annotate_message(self.session_id, agent.agent_id, message_id, {}, [TURN_FIELD])
 
     def redact_latest_message(self, redact_message: Message, agent: LocalAgent, **kwargs: Any) -> None:
         """Store a redaction (e.g. from a guardrail) of the latest message.
@@ -617,7 +441,7 @@ class AgentPersistence(ManagerBase):
         except AlreadyExistsError:
             record = await self._reload_agent_record(agent.agent_id)
         last = await self.repository.last_message_id(self.session_id, agent.agent_id, session_verified=True)
-        tracking = AgentTracking(agent, version=_version(record), config=_stored_config(record))
+        tracking = AgentTracking(agent, version=record_version(record), config=_stored_config(record))
         if last is not None:
             tracking.latest = SessionMessage({"role": "user", "content": []}, last)
         self._agents[agent.agent_id] = tracking
@@ -652,32 +476,6 @@ def _agent_config(agent: LocalAgent) -> Document:
 
 def _stored_config(record: Document) -> Document:
     return {name: record[name] for name in ("model", "system_prompt") if record.get(name) is not None}
-
-
-def _insert_before(messages: list[Message], pending: Message, stored: list[Message]) -> None:
-    """Put ``stored`` before ``pending`` in ``messages`` (at the end if ``pending`` is not there)."""
-    index = next((i for i in range(len(messages) - 1, -1, -1) if messages[i] is pending), len(messages))
-    messages[index:index] = stored
-
-
-def _version(record: Document) -> int:
-    version = record.get("version")
-    return version if isinstance(version, int) else 0
-
-
-def sync_marker(agent: LocalAgent) -> Document:
-    """What ``sync_agent`` compares to decide whether the stored agent is stale."""
-    from strands.agent.agent import Agent
-
-    if not isinstance(agent, Agent):
-        return {"state": copy.deepcopy(agent.state.get())}
-    return {
-        "state_version": _compat.state_version(agent.state),
-        # Content, not version: Strands bumps the version in every tool cycle even when nothing changed.
-        "interrupt_state": _compat.interrupt_state(agent),
-        "conversation_manager_state": copy.deepcopy(agent.conversation_manager.get_state()),
-        "model_state": copy.deepcopy(_compat.model_state(agent)),
-    }
 
 
 def _prune_held(tracking: AgentTracking) -> None:

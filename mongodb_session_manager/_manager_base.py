@@ -1,13 +1,16 @@
 """The state and plumbing shared by the parts of :class:`~.session_manager.MongoDBSessionManager`.
 
 The manager is assembled from :class:`ManagerBase` (construction, reaching the home loop, the session
-document), :class:`~._manager_agents.AgentPersistence` (restoring and storing agents and their
-conversations) and :class:`~._manager_records.SessionRecords` (metadata, feedback, agent configuration).
+document), :class:`~._manager_turns.TurnCoordination` (one turn at a time per agent conversation),
+:class:`~._manager_agents.AgentPersistence` (restoring and storing agents and their conversations),
+:class:`~._manager_pipeline.PipelinedWrites` (pipelined writes of an invocation) and
+:class:`~._manager_records.SessionRecords` (metadata, feedback, agent configuration).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -16,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from strands.types.session import SessionMessage
 
+from . import _codec as codec
+from . import _compat
 from ._client_options import check_client_options
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
 from ._pipeline import WritePipeline
@@ -28,6 +33,7 @@ from .encryption import EncryptionOptions
 from .errors import (
     ClosedError,
     InvalidInputError,
+    NotFoundError,
 )
 from .hooks import Hook
 from .repository import AsyncMongoDBSessionRepository
@@ -235,6 +241,14 @@ class ManagerBase:
                 logger.debug("session_id=<%s> | created session", self.session_id)
         return self._session_document
 
+    async def _reload_agent_record(self, agent_id: str) -> Document:
+        document, _ = await self.repository.load_session(self.session_id, create=False)
+        record = codec.find_record((document or {}).get("agents"), "agent_id", agent_id)
+        if document is None or record is None:
+            raise NotFoundError(f"agent {agent_id!r} of session {self.session_id!r} disappeared while initializing")
+        self._session_document = document
+        return record
+
 
 def _renamed_argument(kwargs: dict[str, Any], old: str, new: str, value: Any) -> Any:
     """Take the deprecated spelling ``old`` out of ``kwargs`` (warning), unless ``new`` was given too."""
@@ -243,3 +257,23 @@ def _renamed_argument(kwargs: dict[str, Any], old: str, new: str, value: Any) ->
     warnings.warn(f"{old}= is deprecated, use {new}=", DeprecationWarning, stacklevel=3)
     legacy = kwargs.pop(old)
     return value if value is not None else legacy
+
+
+def record_version(record: Document) -> int:
+    version = record.get("version")
+    return version if isinstance(version, int) else 0
+
+
+def sync_marker(agent: LocalAgent) -> Document:
+    """What ``sync_agent`` compares to decide whether the stored agent is stale."""
+    from strands.agent.agent import Agent
+
+    if not isinstance(agent, Agent):
+        return {"state": copy.deepcopy(agent.state.get())}
+    return {
+        "state_version": _compat.state_version(agent.state),
+        # Content, not version: Strands bumps the version in every tool cycle even when nothing changed.
+        "interrupt_state": _compat.interrupt_state(agent),
+        "conversation_manager_state": copy.deepcopy(agent.conversation_manager.get_state()),
+        "model_state": copy.deepcopy(_compat.model_state(agent)),
+    }

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 from strands.types.content import Message
 from strands.types.session import SessionAgent, SessionMessage
 
-from ._manager_agents import AgentPersistence, sync_marker
-from ._manager_base import AgentTracking
+from ._manager_agents import AgentPersistence
+from ._manager_base import AgentTracking, sync_marker
 from ._pipeline import Issued
 from .errors import DuplicateMessageError
 
