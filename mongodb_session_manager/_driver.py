@@ -264,9 +264,16 @@ class _ClientPort:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        # Driver collection objects are immutable and cost a few microseconds each to build (options
+        # are resolved per database and collection); every write asks for one, so each is built once.
+        self._collections: dict[tuple[str, str], CollectionPort] = {}
 
     def collection(self, database: str, name: str) -> CollectionPort:
-        return _Collection(self.client[database][name], self.calls)
+        key = (database, name)
+        collection = self._collections.get(key)
+        if collection is None:
+            collection = self._collections[key] = _Collection(self.client[database][name], self.calls)
+        return collection
 
     async def command(self, database: str, command: Mapping[str, Any]) -> Document:
         result: Document = await self.calls.call(self.client[database].command, dict(command))

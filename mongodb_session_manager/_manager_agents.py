@@ -479,7 +479,16 @@ def _stored_config(record: Document) -> Document:
 
 
 def _prune_held(tracking: AgentTracking) -> None:
-    """Forget records whose message left ``agent.messages`` (keeps memory bounded)."""
+    """Forget records whose message left ``agent.messages`` (keeps memory bounded).
+
+    A pass reads the whole conversation, so it runs only once ``held`` has doubled since the last
+    one: memory stays within twice what is needed, and the cost per message stays constant instead
+    of growing with the conversation. Records kept meanwhile are of messages no longer in the
+    conversation; redaction and streaming updates look messages up by identity or tracking id, so
+    they are never found by mistake.
+    """
+    if len(tracking.held) < max(2 * tracking.held_pruned_at, _PRUNE_MINIMUM):
+        return
     messages = tracking.agent.messages
     tracking_ids = {message.get("tracking_id") for message in messages} - {None}
     identities = {id(message) for message in messages}
@@ -488,3 +497,8 @@ def _prune_held(tracking: AgentTracking) -> None:
         for record in tracking.held
         if record.to_message().get("tracking_id") in tracking_ids or id(record.to_message()) in identities
     ]
+    tracking.held_pruned_at = len(tracking.held)
+
+
+# Below this many records, pruning is not worth a pass over the conversation.
+_PRUNE_MINIMUM = 64

@@ -56,6 +56,8 @@ class AgentTracking:
     latest: SessionMessage | None = None
     # Messages still in agent.messages, to find a message again for redaction or streaming updates.
     held: list[SessionMessage] = field(default_factory=list)
+    # len(held) after its last pruning: pruning again waits until it has doubled (amortized O(1)).
+    held_pruned_at: int = 0
     synced: Document | None = None
     # Set when the agent was initialized from preloaded data without a stored record yet: the record
     # (and any messages the agent started with) is written before the agent's first write.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -24,10 +25,18 @@ T = TypeVar("T")
 # Strong references to writes whose callers were cancelled: the loop keeps only weak ones.
 _orphans: set[asyncio.Task[Any]] = set()
 
+# The tasks started by finish(). What such a task awaits directly is already out of reach of the
+# caller's cancellation, so a nested must-finish call in the same task runs in place instead of
+# starting one more task. (Only the task itself: tasks it spawns can be cancelled on their own.)
+_protected_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+
 
 async def finish(coroutine: Coroutine[Any, Any, T], what: str) -> T:
     """Await ``coroutine`` as its own task, which a cancellation of this caller does not cancel."""
+    if asyncio.current_task() in _protected_tasks:
+        return await coroutine
     task = asyncio.get_running_loop().create_task(coroutine)
+    _protected_tasks.add(task)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
