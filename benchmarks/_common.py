@@ -19,13 +19,15 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from pymongo import MongoClient, monitoring
+from pymongo import AsyncMongoClient, MongoClient, monitoring
 
 from mongodb_session_manager.testing import LocalMongoServer
+
+T = TypeVar("T")
 
 # -- statistics -------------------------------------------------------------------------------------
 
@@ -550,6 +552,31 @@ class Context:
             with contextlib.suppress(Exception):
                 server.stop()
         self.servers.clear()
+
+
+class AsyncClientThread:
+    """A raw ``AsyncMongoClient`` on an event loop in its own thread; :meth:`run` blocks the calling
+    thread until a coroutine run on that loop is done. The least any sync API over an async driver
+    pays: the driver, plus a hop to its loop and back (a floor for the library's sync API)."""
+
+    def __init__(self, uri: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="async-client-floor", daemon=True)
+        self._thread.start()
+        self.client: AsyncMongoClient[Any] = self.run(_connect(uri))
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def close(self) -> None:
+        self.run(self.client.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+async def _connect(uri: str) -> AsyncMongoClient[Any]:
+    return AsyncMongoClient(uri)
 
 
 def run_async(coroutine: Awaitable[Any]) -> Any:

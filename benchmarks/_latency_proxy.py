@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 from types import TracebackType
+from typing import Any
 
 HOST = "127.0.0.1"
 CHUNK = 256 * 1024
@@ -63,6 +64,9 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
 async def _serve(target_port: int, rtt_ms: float, max_seconds: float, max_connections: int) -> None:
     delay = rtt_ms / 2000.0
     open_connections = 0
+    # The connection handlers still running, cancelled and awaited when the proxy stops (else the
+    # loop closes with them pending and each one prints a warning).
+    handlers: set[asyncio.Task[Any]] = set()
 
     async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         nonlocal open_connections
@@ -70,6 +74,10 @@ async def _serve(target_port: int, rtt_ms: float, max_seconds: float, max_connec
             client_writer.close()
             return
         open_connections += 1
+        current = asyncio.current_task()
+        if current is not None:
+            handlers.add(current)
+            current.add_done_callback(handlers.discard)
         try:
             server_reader, server_writer = await asyncio.open_connection(HOST, target_port)
         except OSError:
@@ -103,6 +111,10 @@ async def _serve(target_port: int, rtt_ms: float, max_seconds: float, max_connec
     async with server:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stdin_closed, max_seconds)
+        server.close()
+        for task in list(handlers):
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
 
 class LatencyProxy:

@@ -14,7 +14,6 @@ together at a barrier).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import itertools
@@ -25,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pymongo import AsyncMongoClient, MongoClient
+from pymongo import MongoClient
 from strands import Agent
 from strands.agent.conversation_manager import SlidingWindowConversationManager
 from strands.session import FileSessionManager
@@ -34,7 +33,7 @@ from strands.session.session_manager import SessionManager
 from mongodb_session_manager import MongoDBSessionManager, MongoDBSessionManagerFactory
 from mongodb_session_manager.scripted_model import ScriptedModel
 
-from ._common import CommandCounter, Context, Row, cpu_seconds, per_op, summarize
+from ._common import AsyncClientThread, CommandCounter, Context, Row, cpu_seconds, per_op, summarize
 
 NAME = "concurrency"
 GROUP = "16 threads x 5 turns"
@@ -138,7 +137,11 @@ def _run(ctx: Context, uri: str, database: str) -> None:
 
         return PeerSessionManager(sid, client=peer_client, database_name=database + "_peer")
 
-    async_floor = _AsyncInsertFloor(uri, database)
+    async_floor = AsyncClientThread(uri)
+    async_collection = async_floor.client[database]["async_raw_inserts"]
+
+    def async_insert_one(document: dict[str, Any]) -> None:
+        async_floor.run(async_collection.insert_one(document))
 
     def raw_inserts(key: str, workload: Callable[[], float]) -> None:
         own, server = cpu_seconds(), ctx.cpu(uri)
@@ -161,7 +164,7 @@ def _run(ctx: Context, uri: str, database: str) -> None:
             _workload(peer, f"warm-{next(runs)}")
             _workload(lambda sid: FileSessionManager(sid, storage_dir=storage), f"warm-{next(runs)}")
             _raw_insert_workload(raw_collection.insert_one)
-            _raw_insert_workload(async_floor.insert_one)
+            _raw_insert_workload(async_insert_one)
             for _ in range(repeats):
                 # Interleaved, so that machine noise hits every variant alike.
                 label = f"run-{next(runs)}"
@@ -171,7 +174,7 @@ def _run(ctx: Context, uri: str, database: str) -> None:
                 measured("file", lambda sid: FileSessionManager(sid, storage_dir=storage), label)
                 measured("none", lambda sid: None, label)
                 raw_inserts("raw", lambda: _raw_insert_workload(raw_collection.insert_one))
-                raw_inserts("async_raw", lambda: _raw_insert_workload(async_floor.insert_one))
+                raw_inserts("async_raw", lambda: _raw_insert_workload(async_insert_one))
     finally:
         factory.close()
         peer_client.close()
@@ -264,34 +267,6 @@ def _run(ctx: Context, uri: str, database: str) -> None:
         f"raw async insert_one behind a hop: {floors['async_raw'] / floors['raw']:.2f}x)",
         per_message[default] <= 1.3 * floors["raw"],
     )
-
-
-class _AsyncInsertFloor:
-    """An ``AsyncMongoClient`` on its own event-loop thread; :meth:`insert_one` blocks the calling
-    thread until the insert, run on that loop, is done (the least a sync API over an async core pays)."""
-
-    def __init__(self, uri: str, database: str) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="async-floor", daemon=True)
-        self._thread.start()
-        self._client: AsyncMongoClient[Any] = self._call(self._connect(uri))
-        self._collection = self._client[database]["async_raw_inserts"]
-
-    @staticmethod
-    async def _connect(uri: str) -> AsyncMongoClient[Any]:
-        return AsyncMongoClient(uri)
-
-    def _call(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    def insert_one(self, document: dict[str, Any]) -> None:
-        self._call(self._collection.insert_one(document))
-
-    def close(self) -> None:
-        self._call(self._client.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
 
 
 def _raw_insert_workload(insert_one: Callable[[dict[str, Any]], Any]) -> float:
