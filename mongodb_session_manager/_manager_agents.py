@@ -376,8 +376,7 @@ class AgentPersistence(TurnCoordination):
     @must_finish
     async def update_streamed_message_async(self, tracking_id: str, message: Message, agent: LocalAgent) -> None:
         """Store the final content of a message Strands replaced after appending it."""
-        if self._pipeline is not None and self._pipeline:
-            await self._drain_pipeline()  # the message's insert may still be in flight
+        await self._drain_writes(agent, recover=True)  # the message's insert may still be queued
         tracking = self._tracking(agent)
         for record in reversed(tracking.held):
             if record.message.get("tracking_id") == tracking_id:

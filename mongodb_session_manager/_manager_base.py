@@ -23,7 +23,7 @@ from . import _codec as codec
 from . import _compat
 from ._client_options import check_client_options
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
-from ._pipeline import WritePipeline
+from ._pipeline import QueuedMessage, WriteQueue
 from ._runtime import running_loop
 from ._sync_client import SyncClientSource
 from ._turns import DEFAULT_TURN_LEASE, DEFAULT_TURN_WAIT
@@ -73,6 +73,11 @@ class AgentTracking:
     turn_open: bool = False
     # The stored tail is known not to be held by another turn (this manager wrote or checked it).
     tail_free: bool = False
+    # Pipelined writes (see _manager_pipeline): the conversation's write queue; whether anything was
+    # queued since it was last seen settled; the running turn's claim while its outcome is unknown.
+    queue: WriteQueue | None = None
+    unsettled: bool = False
+    claim: QueuedMessage | None = None
 
     @property
     def next_message_id(self) -> int:
@@ -170,10 +175,8 @@ class ManagerBase:
         self._agents: dict[str, AgentTracking] = {}
         self._multi_agent_states: dict[str, Document] = {}
         self._deferred: list[asyncio.Task[None]] = []
-        # Writes of the current invocation issued without waiting (see _manager_pipeline).
+        # Writes of an invocation queued without waiting (see _manager_pipeline).
         self.pipelined_writes = pipelined_writes
-        # None unless pipelined_writes: a manager that awaits each write carries nothing for it.
-        self._pipeline: WritePipeline | None = WritePipeline() if pipelined_writes else None
         self._closed = False
         self._usage = UsageTracker(self.repository.application_name)
         # Redactions from Strands' own guardrail flow, whose stop reason the model call reports later.
@@ -191,9 +194,9 @@ class ManagerBase:
         syncs synchronously mid-turn): there the write is scheduled, and the next awaited write of this
         manager, or :meth:`close_async`, waits for it first, which keeps the writes in order."""
         self._check_open()
-        if self._pipeline is not None and self._pipeline:
-            # Pipelined writes of this turn are in flight on this thread's loop: blocking it would stall
-            # them, so this write too is scheduled there, after them.
+        if self._writes_unsettled():
+            # Pipelined writes of this turn may be in flight on this thread's loop: blocking it would
+            # stall them, so this write too is scheduled there, after them.
             self._deferred.append(asyncio.get_running_loop().create_task(self._after_pipeline(function(*args))))
             return
         if not self.repository.runtime.is_home_loop(running_loop()):
@@ -203,20 +206,22 @@ class ManagerBase:
 
     async def _after_pipeline(self, write: Coroutine[Any, Any, None]) -> None:
         try:
-            await self._drain_pipeline()
+            await self._drain_writes()
         except BaseException:
             write.close()
             raise
         await write
 
-    async def _drain_pipeline(self) -> None:
-        """Wait for the pipelined writes in flight (raising the first failure)."""
-        if self._pipeline is not None:
-            await self._pipeline.drain()
+    def _writes_unsettled(self) -> bool:
+        return any(tracking.unsettled for tracking in self._agents.values())
+
+    async def _drain_writes(self, agent: LocalAgent | None = None, *, recover: bool = False) -> None:
+        """Wait for the queued writes of ``agent`` (of every agent if None), raising the first failure
+        (implemented by :class:`~._manager_pipeline.PipelinedWrites`)."""
 
     async def _flush_deferred(self) -> None:
-        if self._pipeline is not None and self._pipeline:
-            await self._drain_pipeline()
+        if self._writes_unsettled():
+            await self._drain_writes()
         while self._deferred:
             # Shielded and popped only once done: a cancelled caller must not cancel (or lose) the write.
             await asyncio.shield(self._deferred[0])

@@ -1,127 +1,242 @@
-"""Writes of one agent invocation issued without waiting, and awaited together before it returns.
+"""The ordered write queue of one agent conversation ("group commit").
 
 A tool turn adds four messages; awaiting each insert before the agent continues costs four
-sequential round trips. A :class:`WritePipeline` starts each write as its own task when the event
-fires and lets the agent continue; :meth:`WritePipeline.drain` (at ``AfterInvocationEvent``, and
-before any other write or read of the manager) waits for all of them, in the order they were issued,
-and raises the first failure. What the caller sees acknowledged (the invocation returned) is stored,
-exactly as when every write was awaited on the spot.
+sequential round trips. A :class:`WriteQueue` lets the agent continue at once and keeps at most one
+write command of the conversation in flight: what is added while a write is in flight waits, and
+when that write completes everything waiting goes out together, as ONE ordered ``insert_many``
+(then, if the agent's state changed meanwhile, one write of its latest state).
 
-Writes whose order matters are chained by the caller: :meth:`WritePipeline.issue` takes ``after``, a
-task to wait for first (the previous agent-state write, whose version the next one checks).
+Ordered and sequential gives the prefix property: when a write fails, the queue stops; nothing
+after the failed message is sent, so what is stored is always a prefix of what was added. The
+manager (on its own loop, while Strands awaits one of its hooks) collects the failure with
+:meth:`WriteQueue.take_failure`: it reports it, or, when the failed write was a turn's claim that
+collided with another writer, catches up and stores the turn again (see ``_manager_pipeline``).
+
+The queue runs on the client's home loop (the manager posts to it with ``ClientRuntime.post`` and
+waits with ``ClientRuntime.run``); a cancelled caller never cancels a write in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Coroutine
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
-from strands.types.session import SessionMessage
+from pymongo.errors import BulkWriteError
+from strands.types.content import Message
+from strands.types.session import SessionAgent, SessionMessage
 
 from ._types import Document
-from .errors import PipelinedWriteError
-
-if TYPE_CHECKING:
-    from ._manager_base import AgentTracking
+from .errors import DuplicateMessageError
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Issued:
-    """A message insert started by the pipeline, and how it went."""
+@dataclass(eq=False)
+class Claim:
+    """A turn's first insert, which claims the conversation (see ``_turns``)."""
 
-    tracking: AgentTracking
+    turn: str
+    # The stored tail this manager knew when the claim was queued: the claim's first id follows it.
+    base: SessionMessage | None
+    # The turn's first message (the agent's own object) and the repair messages put before it.
+    message: Message
+    repairs: list[Message]
+
+
+@dataclass(eq=False)
+class QueuedMessage:
+    """A message insert waiting in (or sent by) the queue."""
+
     # The record kept for redaction and streaming updates (holds the agent's own message object) ...
-    message: SessionMessage
+    record: SessionMessage
     # ... and what is written: a copy taken when the event fired, since Strands may change the message
     # in place afterwards (a guardrail redacts the user's message mid-turn).
     written: SessionMessage
     usage_fields: Document
+    # The turn marker or repair note stored with it (see ``_turns``).
+    marker: Document | None = None
+    # The message numbered before it: the manager's latest record if this one is not stored.
+    previous: SessionMessage | None = None
+    # The turn that queued it.
+    turn: str | None = None
+    # Set on the first message of a claim block (its repair notes, then the turn's first message).
+    claim: Claim | None = None
     stored: bool = False
-    # The id was taken by another writer: stored again, in order, by _settle_collisions.
-    collided: bool = False
+
+    @property
+    def fields(self) -> Document | None:
+        if not self.marker:
+            return self.usage_fields or None
+        return {**self.usage_fields, **self.marker}
 
 
-class WritePipeline:
-    """Tasks of writes in flight, in issue order. One per session manager; used on one event loop at a time.
+@dataclass(eq=False)
+class QueuedState:
+    """A write of the agent's state (a snapshot taken when the event fired)."""
 
-    Several drains may run at once (a write scheduled mid-turn drains too): each task is taken, and
-    its failure reported, by one of them.
+    snapshot: SessionAgent
+    turn: str | None = None
+
+
+Item = QueuedMessage | QueuedState
+
+
+@dataclass
+class Failure:
+    """Why the queue stopped, and what it did not send, in order (the failed write first)."""
+
+    error: BaseException
+    unsent: list[Item] = field(default_factory=list)
+
+    @property
+    def collided_claim(self) -> Claim | None:
+        """The claim whose insert found its id taken (nothing of its block, or after it, was stored)."""
+        first = self.unsent[0] if self.unsent else None
+        if isinstance(self.error, DuplicateMessageError) and isinstance(first, QueuedMessage):
+            return first.claim
+        return None
+
+
+class WriteQueue:
+    """The writes of one agent conversation, sent in order, one command in flight at a time.
+
+    ``write_messages`` inserts a list of messages (one ordered ``insert_many``); ``write_state``
+    writes a state snapshot. Every method but :meth:`put` runs on the queue's loop (the client's
+    home loop); :meth:`put` is posted there by the manager.
     """
 
-    __slots__ = ("_pending", "issued", "state_writes")
+    def __init__(
+        self,
+        write_messages: Callable[[list[QueuedMessage]], Awaitable[None]],
+        write_state: Callable[[SessionAgent], Awaitable[None]],
+    ) -> None:
+        self._write_messages = write_messages
+        self._write_state = write_state
+        self._pending: list[Item] = []
+        self._sender: asyncio.Task[None] | None = None
+        # Callers waiting for a condition, woken after each write.
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        #: Set when a write failed: the queue sends nothing until :meth:`take_failure`.
+        self.failure: Failure | None = None
+        #: The last message of this conversation the queue stored.
+        self.last_stored: QueuedMessage | None = None
 
-    def __init__(self) -> None:
-        self._pending: list[asyncio.Task[Any]] = []
-        #: The message inserts started since the last drain, in issue order (kept by the manager).
-        self.issued: list[Issued] = []
-        #: The latest agent-state write per agent id: the next one waits for it.
-        self.state_writes: dict[str, asyncio.Task[Any]] = {}
+    @property
+    def busy(self) -> bool:
+        """Whether writes are waiting, in flight, or stopped by a failure nobody collected yet."""
+        return bool(self._pending) or self._sender is not None or self.failure is not None
 
-    def settled(self) -> list[Issued]:
-        """After a drain: the inserts it waited for (forgotten here), and no state write to wait for."""
-        issued, self.issued = self.issued, []
-        self.state_writes.clear()
-        return issued
+    def put(self, items: list[Item]) -> None:
+        """Queue ``items`` (sent in order, after everything queued before)."""
+        self._pending.extend(items)
+        self._kick()
 
-    def __bool__(self) -> bool:
-        return bool(self._pending)
+    def _kick(self) -> None:
+        if self._sender is None and self.failure is None and self._pending:
+            self._sender = asyncio.get_running_loop().create_task(self._send())
 
-    def issue(
-        self, coroutine: Coroutine[Any, Any, Any], *, after: asyncio.Task[Any] | None = None
-    ) -> asyncio.Task[Any]:
-        """Start ``coroutine`` now as a task (after ``after`` finished, if given) and return the task."""
-        if after is not None and not after.done():
-            coroutine = _after(after, coroutine)
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._pending.append(task)
-        return task
+    async def _send(self) -> None:
+        try:
+            while self._pending and self.failure is None:
+                batch = self._take_batch()
+                messages = [item for item in batch if isinstance(item, QueuedMessage)]
+                states = [item for item in batch if isinstance(item, QueuedState)]
+                try:
+                    if messages:
+                        await self._write_messages(messages)
+                except BaseException as error:
+                    stored = _stored_before(error, len(messages))
+                    self._mark_stored(messages[:stored])
+                    self._stop(error, [*messages[stored:], *states])
+                    continue
+                self._mark_stored(messages)
+                if states:
+                    try:
+                        # Only the latest snapshot matters: each write replaces the whole state.
+                        await self._write_state(states[-1].snapshot)
+                    except BaseException as error:
+                        self._stop(error, states[-1:])
+                self._wake()
+        finally:
+            self._sender = None
+            self._wake()
 
-    async def drain(self) -> None:
-        """Wait for every issued write, in issue order; then raise the first failure, if any.
+    def _take_batch(self) -> list[Item]:
+        """Everything queued, up to (not including) the next claim block: a claim is always the first
+        insert of its command, so that its collision is told apart from any other failure."""
+        end = next(
+            (
+                index
+                for index, item in enumerate(self._pending)
+                if index and isinstance(item, QueuedMessage) and item.claim is not None
+            ),
+            len(self._pending),
+        )
+        batch, self._pending = self._pending[:end], self._pending[end:]
+        return batch
 
-        A cancelled caller stops waiting, but the writes go on (each is its own task, shielded here) and
-        the next drain waits for them again. The failure is raised as the write raised it (as if it
-        had been awaited on the spot); a write cancelled by its event loop shutting down is reported
-        as :class:`PipelinedWriteError`.
+    def _mark_stored(self, messages: list[QueuedMessage]) -> None:
+        for item in messages:
+            item.stored = True
+        if messages:
+            self.last_stored = messages[-1]
+
+    def _stop(self, error: BaseException, unsent: Sequence[Item]) -> None:
+        self.failure = Failure(error, [*unsent, *self._pending])
+        self._pending = []
+
+    async def settle(self) -> Failure | None:
+        """Wait until nothing is waiting or in flight, or a failure stopped the queue; that failure.
+
+        A cancelled caller stops waiting; the writes go on.
         """
-        first_error: BaseException | None = None
-        while self._pending:
-            task = self._pending[0]
-            if not task.done():
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(task)
-                if not task.done():  # only when this caller was cancelled: leave it for the next drain
-                    raise asyncio.CancelledError
-            if not self._pending or self._pending[0] is not task:
-                continue  # another drain (a write scheduled mid-turn) took it
-            self._pending.pop(0)
-            if task.cancelled():
-                error: BaseException | None = PipelinedWriteError("a pipelined write was cancelled")
+        await self._until(lambda: self._sender is None)
+        return self.failure
+
+    async def stored_or_failed(self, item: QueuedMessage) -> Failure | None:
+        """Wait until ``item`` is stored or a failure stopped the queue; that failure."""
+        await self._until(lambda: item.stored or self.failure is not None or self._sender is None)
+        return self.failure
+
+    async def _until(self, condition: Callable[[], bool]) -> None:
+        if condition():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((condition, waiter))
+        await waiter
+
+    def take_failure(self) -> Failure | None:
+        """The failure that stopped the queue, with everything queued since (all unsent, in order);
+        the queue accepts writes again. Called by the one producer after :meth:`settle` reported it
+        (the queue is stopped: nothing runs on its loop that could race)."""
+        failure, self.failure = self.failure, None
+        if failure is not None:
+            failure.unsent.extend(self._pending)
+            self._pending = []
+        return failure
+
+    def _wake(self) -> None:
+        waiting = []
+        for condition, waiter in self._waiters:
+            if waiter.done():
+                continue
+            if self._sender is None or condition():
+                waiter.set_result(None)
             else:
-                error = task.exception()
-            if error is not None and first_error is None:
-                first_error = error
-            elif error is not None:
-                logger.debug("a further pipelined write failed too: %r", error)
-        if first_error is not None:
-            raise first_error
+                waiting.append((condition, waiter))
+        self._waiters = waiting
 
 
-async def _after(previous: asyncio.Task[Any], coroutine: Coroutine[Any, Any, Any]) -> Any:
-    try:
-        with contextlib.suppress(BaseException):
-            await asyncio.shield(previous)
-        if not previous.done():
-            raise asyncio.CancelledError
-        if not previous.cancelled() and previous.exception() is not None:
-            # The write this one depends on failed: do not write on top of it (drain reports the failure).
-            raise PipelinedWriteError("an earlier write this one depends on failed; not written")
-        return await coroutine
-    finally:
-        coroutine.close()  # no-op once awaited; avoids a "never awaited" warning when skipped
+def _stored_before(error: BaseException, sent: int) -> int:
+    """How many of ``sent`` ordered inserts the server stored before ``error`` (0 when unknown)."""
+    cause = error.__cause__
+    if isinstance(cause, BulkWriteError):
+        inserted = cause.details.get("nInserted")
+        if isinstance(inserted, int) and 0 <= inserted <= sent:
+            return inserted
+    return 0
+
+
+__all__ = ["Claim", "Failure", "Item", "QueuedMessage", "QueuedState", "WriteQueue"]

@@ -216,16 +216,8 @@ class ClientRuntime:
         """Whether ``loop`` is the loop the client is bound to (False for None)."""
         return loop is not None and loop is self.port.home_loop()
 
-    async def run(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-        """AWAIT ``function(*args, **kwargs)`` on the home loop, without blocking the caller's loop.
-
-        Inside Strands' sync->async bridge (a throwaway loop in a helper thread), a borrowed client
-        that is not bound yet is bound to a lasting private loop thread instead of the throwaway loop.
-
-        Raises:
-            WrongLoopError: the client's loop is blocked in Strands' bridge waiting for this very call.
-        """
-        current = asyncio.get_running_loop()
+    def _loop_for(self, current: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop | None:
+        """The loop a call made from ``current`` runs on (None: ``current`` itself)."""
         start_thread = self.owns_client
         if not self.owns_client and self.port.loop_bound and _compat.in_strands_bridge():
             bound = self.port.home_loop()
@@ -239,7 +231,37 @@ class ClientRuntime:
                     "call Strands' async APIs (await agent.invoke_async(...)) and construct the Agent off the loop "
                     "(await asyncio.to_thread(Agent, ...))"
                 )
-        home = self._home_loop(start_thread=start_thread)
+        return self._home_loop(start_thread=start_thread)
+
+    def post(self, callback: Callable[..., object], *args: Any) -> None:
+        """Call ``callback(*args)`` on the loop :meth:`run` would use, WITHOUT waiting for it.
+
+        Called from a coroutine. On the home loop itself (or when the client has none) the callback
+        runs at once; from another loop it is posted to the home loop (one thread wake-up, no reply).
+        Callbacks posted from one thread run in the order posted, and before any later :meth:`run`
+        from that thread. The callback runs in a fresh context, outside any runtime call, so the
+        driver errors of work it starts are translated as for an outermost call.
+        """
+        current = asyncio.get_running_loop()
+        home = self._loop_for(current)
+        if home is None or home is current:
+            contextvars.Context().run(callback, *args)
+            return
+        if not home.is_running():
+            raise ClosedError("the event loop the MongoDB client is bound to is not running")
+        home.call_soon_threadsafe(callback, *args, context=contextvars.Context())
+
+    async def run(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """AWAIT ``function(*args, **kwargs)`` on the home loop, without blocking the caller's loop.
+
+        Inside Strands' sync->async bridge (a throwaway loop in a helper thread), a borrowed client
+        that is not bound yet is bound to a lasting private loop thread instead of the throwaway loop.
+
+        Raises:
+            WrongLoopError: the client's loop is blocked in Strands' bridge waiting for this very call.
+        """
+        current = asyncio.get_running_loop()
+        home = self._loop_for(current)
         outermost = _depth.get() == 0
         token = _depth.set(_depth.get() + 1)
         try:

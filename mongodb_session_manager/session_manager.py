@@ -172,8 +172,7 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
         self.initialize(event.agent)
 
     async def _on_message_added(self, event: MessageAddedEvent) -> None:
-        if self._can_pipeline(event.agent):
-            self._issue_message(event.message, event.agent)
+        if await self._queue_message(event.message, event.agent):
             return
         await self.append_message_async(event.message, event.agent)
         await self.sync_agent_async(event.agent)
@@ -182,6 +181,19 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
         await self.update_streamed_message_async(event.tracking_id, event.message, event.agent)
 
     async def _on_after_invocation(self, event: AfterInvocationEvent) -> None:
+        try:
+            await self._drain_writes(event.agent, recover=True)
+        except BaseException:
+            # A queued write failed (or this caller was cancelled while waiting): end the turn, release
+            # what it stored, and fail the invocation with the first failure.
+            held = self._end_turn(event.agent)
+            self._usage.finish(event.agent.agent_id)
+            if held is not None:
+                try:
+                    await self._release_turn(event.agent, held)
+                except Exception as error:
+                    logger.debug("session_id=<%s> | could not release the turn: %r", self.session_id, error)
+            raise
         held = self._end_turn(event.agent)
         update = self._usage.finish(event.agent.agent_id)
         if held is not None and (update is None or update.message_id != held):

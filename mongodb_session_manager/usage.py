@@ -248,6 +248,16 @@ class UsageTracker:
         if INVOCATION_FIELD in fields:
             invocation.stamped = (message_id, fields[INVOCATION_FIELD])
 
+    def renumbered(self, agent_id: str, ids: Mapping[int, int]) -> None:
+        """Messages recorded by :meth:`stored` were stored under other ids (old id -> new id)."""
+        invocation = self._invocations.get(agent_id)
+        if invocation is None:
+            return
+        if invocation.last_usage_message is not None:
+            invocation.last_usage_message = ids.get(invocation.last_usage_message, invocation.last_usage_message)
+        if invocation.stamped is not None:
+            invocation.stamped = (ids.get(invocation.stamped[0], invocation.stamped[0]), invocation.stamped[1])
+
     def finish(self, agent_id: str) -> InvocationUpdate | None:
         """At the end of an invocation: the update still needed to store its final totals, if any.
 
