@@ -112,7 +112,7 @@ class ManagerBase:
         touch_after: int | None = None,
         sync_client: SyncClientSource | None = None,
         encryption: EncryptionOptions | None = None,
-        pipelined_writes: bool = False,
+        pipelined_writes: bool = True,
         turn_wait: float = DEFAULT_TURN_WAIT,
         turn_lease: float = DEFAULT_TURN_LEASE,
         **kwargs: Any,

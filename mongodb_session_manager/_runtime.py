@@ -6,6 +6,8 @@ runs the core's coroutines there, whoever calls:
 * ``await runtime.run(fn, ...)`` (awaiting) from the home loop awaits natively; from any other loop
   it hops to the home loop and awaits the result without blocking the caller's loop. Methods of
   objects with a ``runtime`` get this with the :func:`on_home_loop` decorator.
+* ``runtime.post(callback, ...)`` (non-blocking) calls a plain function on the home loop without
+  waiting for it: one thread wake-up, no reply (the pipelined write queue's message events).
 * ``runtime.run_blocking(fn, ...)`` (blocking) from plain threads (or from inside *another* running
   loop) blocks the calling thread only. From the home loop's own thread it raises
   :class:`WrongLoopError`, since blocking there would deadlock. ``runtime.blocking(fn)`` makes a

@@ -5,11 +5,13 @@ Strands calls a session manager at fixed points of an agent's life. The data pat
 * ``Agent(...)`` fires ``AgentInitializedEvent`` (sync by Strands' rules) -> :meth:`initialize`:
   one read of the session document (agents included, created if missing) and one read of the
   messages, or none when :meth:`load_async` already fetched them.
-* Every new message fires ``MessageAddedEvent`` -> an ``async`` callback: one insert into
-  ``<collection>.messages``, then an agent-state write only if the state changed. With
-  ``pipelined_writes=True`` (:mod:`._manager_pipeline`) both are started without waiting.
-* ``AfterInvocationEvent`` -> ``async`` callback: waits for the invocation's pipelined writes
-  (raising the first failure), then an agent-state write only if something changed.
+* Every new message fires ``MessageAddedEvent`` -> an ``async`` callback: the message's insert into
+  ``<collection>.messages`` (and an agent-state write if the state changed) goes into the
+  conversation's ordered write queue (:mod:`._manager_pipeline`) and the agent continues; the queue
+  sends one command at a time, grouping what waits into one ``insert_many``. With
+  ``pipelined_writes=False`` each write is awaited before the agent continues.
+* ``AfterInvocationEvent`` -> ``async`` callback: drains the queue (raising the first failure), then
+  an agent-state write only if something changed.
 
 The async callbacks await the core on the client's home loop, so ``await agent.invoke_async(...)``
 never blocks its loop on MongoDB. Each public method has an awaitable ``*_async`` twin holding the
@@ -82,9 +84,10 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
     ``metadataHook=`` / ``feedbackHook=`` are deprecated spellings of the hook arguments. Any other
     keyword must be a MongoDB client option: an unknown one raises :class:`InvalidInputError` here.
 
-    ``pipelined_writes=True``: the writes of an agent invocation start when their event fires, without
-    the agent waiting for each, and the invocation waits for all of them before it returns (see
-    docs/sync-and-async.md for the exact guarantee). By default each write is awaited in turn.
+    ``pipelined_writes`` (default True): the writes of an agent invocation go into one ordered queue per
+    conversation without the agent waiting for each; the invocation waits for all of them before it
+    returns, and a failed write leaves a prefix of the turn stored. ``pipelined_writes=False`` awaits
+    each write before the agent continues. See docs/sync-and-async.md for the exact guarantee of each.
     """
 
     @property

@@ -344,7 +344,11 @@ def test_turn_costs_no_extra_round_trip(mongodb_uri: str, db_name: str, options:
             encryption=encryption,
             event_listeners=[recorder],
         ) as cold:
-            agent = Agent(model=ScriptedModel(["three"]), session_manager=cold.create_session_manager(session_id))
+            # Awaited writes, one insert per message: the count is exact (pipelined writes group them).
+            agent = Agent(
+                model=ScriptedModel(["three"]),
+                session_manager=cold.create_session_manager(session_id, pipelined_writes=False),
+            )
             restored = recorder.take()
             agent("third")
             turn = recorder.take()

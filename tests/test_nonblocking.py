@@ -119,7 +119,8 @@ async def test_turn_does_not_block_the_loop_with_the_factory_client(
         with slow_inserts(mongodb_client, app_name, times=4):
             elapsed = await timed_turn(agent, "Where is order 7?", watchdog)
 
-        assert elapsed >= 4 * BLOCK_MS / 1000 * 0.95, "the fail point did not slow the four inserts"
+        # Pipelined writes group what waits: at least two inserts in sequence (the claim, then the rest).
+        assert elapsed >= 2 * BLOCK_MS / 1000 * 0.95, "the fail point did not slow the inserts"
         assert watchdog.max_gap < MAX_STALL, f"event loop stalled {watchdog.max_gap * 1000:.1f} ms"
         assert watchdog.wakeups > 50
         assert await manager.get_message_count_async("default") == 6
@@ -151,7 +152,7 @@ async def test_turn_does_not_block_the_loop_with_a_borrowed_async_client(
         with slow_inserts(mongodb_client, app_name, times=2):
             elapsed = await timed_turn(agent, "Second question", watchdog)
 
-        assert elapsed >= 2 * BLOCK_MS / 1000 * 0.95, "the fail point did not slow the two inserts"
+        assert elapsed >= BLOCK_MS / 1000 * 0.95, "the fail point did not slow the inserts"
         assert watchdog.max_gap < MAX_STALL, f"event loop stalled {watchdog.max_gap * 1000:.1f} ms"
         assert await manager.get_message_count_async("default") == 4
         await factory.close()

@@ -143,35 +143,54 @@ def test_restoring_1000_messages_costs_two_round_trips(
     assert agent.messages == messages
 
 
-def test_plain_text_turn_is_two_inserts(factory: MongoDBSessionManagerFactory, commands: CommandRecorder) -> None:
+def turn_inserts(names: list[str], pipelined: bool, awaited: int) -> None:
+    """A turn's commands: ``awaited`` inserts, one per message; pipelined (the default), what waits
+    behind the insert in flight goes out with the next one: never more, and at least the claim."""
+    assert set(names) == {"insert"}, names
+    if pipelined:
+        assert 1 <= len(names) <= awaited, names
+    else:
+        assert len(names) == awaited, names
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "awaited"])
+def test_plain_text_turn_is_two_inserts(
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder, pipelined: bool
+) -> None:
     seed_long_conversation(factory, "turns", 10)
     agent = Agent(
         model=ScriptedModel(["First answer.", "Second answer."]),
         tools=[lookup],
-        session_manager=factory.create_session_manager("turns"),
+        session_manager=factory.create_session_manager("turns", pipelined_writes=pipelined),
         callback_handler=None,
     )
     commands.take()
     agent("First question")
-    assert commands.take() == ["insert", "insert"]
+    turn_inserts(commands.take(), pipelined, 2)
     agent("Second question")
-    assert commands.take() == ["insert", "insert"]
+    turn_inserts(commands.take(), pipelined, 2)
 
 
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "awaited"])
 def test_tool_turn_costs_at_most_five_commands(
-    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder, pipelined: bool
 ) -> None:
     agent = Agent(
         model=ScriptedModel([tool_call("lookup", {"order_id": "42"}), "Order 42 has shipped."]),
         tools=[lookup],
-        session_manager=factory.create_session_manager("tool-turn"),
+        session_manager=factory.create_session_manager("tool-turn", pipelined_writes=pipelined),
         callback_handler=None,
     )
     commands.take()
     agent("Where is order 42?")
     names = commands.take()
-    assert names.count("insert") == 4  # user, assistant(toolUse), user(toolResult), assistant
-    assert len(names) <= 5, names
+    if pipelined:
+        # The claim, then the rest (tools run once the claim is stored): 2 to 4 inserts, nothing else.
+        assert set(names) == {"insert"}, names
+        assert 2 <= len(names) <= 4, names
+    else:
+        assert names.count("insert") == 4  # user, assistant(toolUse), user(toolResult), assistant
+        assert len(names) <= 5, names
 
 
 def test_manager_for_an_existing_session_restores_in_two_round_trips(
@@ -208,7 +227,7 @@ async def test_preloaded_manager_constructs_the_agent_without_any_command(mongod
         assert commands.take() == []
         assert restored.messages == agent.messages
         await restored.invoke_async("second")
-        assert commands.take() == ["insert", "insert"]
+        turn_inserts(commands.take(), pipelined=True, awaited=2)
 
         # A new session: the preload only reads (a request that only reads creates nothing); nothing in
         # Agent(...); the first write creates the session and records the agent, then the two messages.
@@ -217,21 +236,30 @@ async def test_preloaded_manager_constructs_the_agent_without_any_command(mongod
         fresh = Agent(model=ScriptedModel(["hi"]), session_manager=manager, callback_handler=None)
         assert commands.take() == []
         await fresh.invoke_async("hello")
+        # The agent's first write is awaited (it records the agent); its answer is queued.
         assert commands.take() == ["findAndModify", "update", "insert", "insert"]
         assert await manager.get_message_count_async("default") == 2
         assert [agent["agent_id"] for agent in await manager.list_agents_async()] == ["default"]
 
 
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "awaited"])
 def test_turn_after_another_writers_turn_catches_up_in_four_extra_commands(
-    factory: MongoDBSessionManagerFactory, commands: CommandRecorder
+    factory: MongoDBSessionManagerFactory, commands: CommandRecorder, pipelined: bool
 ) -> None:
     seed_long_conversation(factory, "contended", 10)
     first = Agent(model=ScriptedModel(["first"]), session_manager=factory.create_session_manager("contended"))
-    stale = Agent(model=ScriptedModel(["second"]), session_manager=factory.create_session_manager("contended"))
+    stale = Agent(
+        model=ScriptedModel(["second"]),
+        session_manager=factory.create_session_manager("contended", pipelined_writes=pipelined),
+    )
     first("one")
     commands.take()
     # The stale agent's prompt collides with the other turn's messages: it reads the tail (free), the
-    # messages it missed and the agent record, then stores its prompt after them and its answer.
+    # messages it missed and the agent record, then stores its prompt after them and its answer
+    # (pipelined: both in one insert, the answer having waited behind the colliding claim).
     stale("two")
-    assert commands.take() == ["insert", "find", "find", "find", "insert", "insert"]
+    if pipelined:
+        assert commands.take() == ["insert", "find", "find", "find", "insert"]
+    else:
+        assert commands.take() == ["insert", "find", "find", "find", "insert", "insert"]
     assert [message["content"][0]["text"] for message in stale.messages[-4:]] == ["one", "first", "two", "second"]

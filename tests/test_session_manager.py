@@ -231,18 +231,20 @@ def test_agent_state_is_written_only_when_it_changed(
     commands.take()
 
     agent("first")
-    assert commands.take() == ["insert", "insert"]
+    assert set(commands.take()) == {"insert"}  # the messages only (grouped when pipelined)
 
     agent.state.set("mood", "curious")
     agent("second")
-    assert sorted(commands.take()) == ["insert", "insert", "update"]
+    names = commands.take()
+    assert set(names) == {"insert", "update"}
+    assert names.count("update") == 1
     stored = manager.repository.runtime.run_blocking(manager.repository.read_agent, "state", "default")
     assert stored is not None
     assert stored.state == {"mood": "curious"}
     commands.take()
 
     agent("third")
-    assert commands.take() == ["insert", "insert"]
+    assert set(commands.take()) == {"insert"}
     assert manager.get_agent_config("missing") is None
 
 

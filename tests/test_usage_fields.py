@@ -75,8 +75,10 @@ def test_a_text_turn_stores_the_call_usage_with_the_message_and_keeps_its_round_
     commands.take()
     before = datetime.now(timezone.utc)
     agent("hi")
-    # Unchanged budget: the usage and the invocation totals ride on the two inserts.
-    assert commands.take() == ["insert", "insert"]
+    # Unchanged budget: the usage and the invocation totals ride on the inserts (two, or one grouped).
+    names = commands.take()
+    assert set(names) == {"insert"}
+    assert len(names) <= 2
 
     user, assistant = stored(db, "s1")
     assert "usage" not in user
@@ -125,8 +127,8 @@ def test_a_tool_turn_stores_usage_per_call_and_totals_on_the_final_message(
     commands.take()
     agent("Where are my orders?")
     names = commands.take()
-    assert names.count("insert") == 6, names
-    assert "update" not in names, names
+    assert set(names) == {"insert"}, names  # 6 awaited; pipelined, grouped: never more, no update
+    assert len(names) <= 6, names
 
     documents = stored(db, "tools")
     assert [d["message"]["role"] for d in documents] == ["user", "assistant", "user", "assistant", "user", "assistant"]

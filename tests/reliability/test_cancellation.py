@@ -179,6 +179,12 @@ async def a_turn(factory: AsyncMongoDBSessionManagerFactory) -> Any:
     return await agent.invoke_async("cancelled question")
 
 
+async def an_awaited_turn(factory: AsyncMongoDBSessionManagerFactory) -> Any:
+    """One insert per message, in sequence: the n-th insert is the n-th message."""
+    manager = await factory.create_session_manager(SESSION, preload=True, pipelined_writes=False)
+    return await turn(manager, "cancelled answer").invoke_async("cancelled question")
+
+
 async def a_state_change(factory: AsyncMongoDBSessionManagerFactory) -> Any:
     manager = await factory.create_session_manager(SESSION, preload=True)
     agent = turn(manager)
@@ -198,8 +204,9 @@ def on_manager(name: str, *args: Any) -> Operation:
 CASES = [
     pytest.param(preload, "find", 1, id="preload-session-read"),
     pytest.param(preload, "find", 2, id="preload-messages-read"),
-    pytest.param(a_turn, "insert", 1, id="turn-user-message"),
-    pytest.param(a_turn, "insert", 2, id="turn-assistant-message"),
+    pytest.param(a_turn, "insert", 1, id="turn-claim"),  # pipelined: the rest waits behind it
+    pytest.param(an_awaited_turn, "insert", 1, id="turn-user-message"),
+    pytest.param(an_awaited_turn, "insert", 2, id="turn-assistant-message"),
     pytest.param(a_state_change, "update", 1, id="sync-agent-state"),
     pytest.param(on_manager("update_metadata_async", {"topic": "cancelled"}), "update", 1, id="update-metadata"),
     pytest.param(on_manager("delete_metadata_async", ["topic"]), "update", 1, id="delete-metadata"),
