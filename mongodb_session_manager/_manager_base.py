@@ -10,6 +10,8 @@ document), :class:`~._manager_turns.TurnCoordination` (one turn at a time per ag
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import copy
 import logging
 import warnings
@@ -46,6 +48,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Set inside a scheduled write (see _run_blocking_or_defer), which must not wait for itself.
+_in_deferred_write: contextvars.ContextVar[bool] = contextvars.ContextVar("in_deferred_write", default=False)
 
 
 @dataclass
@@ -194,18 +199,22 @@ class ManagerBase:
         syncs synchronously mid-turn): there the write is scheduled, and the next awaited write of this
         manager, or :meth:`close_async`, waits for it first, which keeps the writes in order."""
         self._check_open()
-        if self._writes_unsettled():
-            # Pipelined writes of this turn may be in flight on this thread's loop: blocking it would
-            # stall them, so this write too is scheduled there, after them.
-            self._deferred.append(asyncio.get_running_loop().create_task(self._after_pipeline(function(*args))))
-            return
-        if not self.repository.runtime.is_home_loop(running_loop()):
+        if not self._writes_unsettled() and not self.repository.runtime.is_home_loop(running_loop()):
             self._run_blocking(function, *args)
             return
-        self._deferred.append(asyncio.get_running_loop().create_task(function(*args)))
+        # On the client's own loop, or with pipelined writes of this turn queued (whose loop may be this
+        # thread's): blocking would stall them, so the write is scheduled here, after them.
+        previous = self._deferred[-1] if self._deferred else None
+        self._deferred.append(asyncio.get_running_loop().create_task(self._deferred_write(previous, function(*args))))
 
-    async def _after_pipeline(self, write: Coroutine[Any, Any, None]) -> None:
+    async def _deferred_write(self, previous: asyncio.Task[None] | None, write: Coroutine[Any, Any, None]) -> None:
+        """Run a scheduled write after the one scheduled before it and after the queued writes."""
+        # The write (and the tasks it starts) must not wait for the scheduled writes: it is one of them.
+        _in_deferred_write.set(True)
         try:
+            if previous is not None:
+                with contextlib.suppress(Exception):  # its failure is reported by _flush_deferred
+                    await asyncio.shield(previous)
             await self._drain_writes()
         except BaseException:
             write.close()
@@ -220,6 +229,8 @@ class ManagerBase:
         (implemented by :class:`~._manager_pipeline.PipelinedWrites`)."""
 
     async def _flush_deferred(self) -> None:
+        if _in_deferred_write.get():
+            return
         if self._writes_unsettled():
             await self._drain_writes()
         while self._deferred:

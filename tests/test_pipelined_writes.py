@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient, monitoring
+from pymongo import AsyncMongoClient, MongoClient, monitoring
 from strands import Agent, tool
-from strands.agent.conversation_manager import NullConversationManager
+from strands.agent.conversation_manager import NullConversationManager, SlidingWindowConversationManager
+from strands.types.exceptions import ContextWindowOverflowException
 from strands.types.tools import ToolContext
 from support import fail_point, unique_app, with_options
 
@@ -589,6 +590,62 @@ def test_concurrent_pipelined_turns_from_threads_take_turns(mongodb_uri: str, db
             i for i, message in enumerate(messages) if message["content"] == [{"text": f"thread question {n}"}]
         ]
         assert messages[position + 3]["content"] == [{"text": f"thread answer {n}"}]
+
+
+class Overflowing(ScriptedModel):
+    """Raises ContextWindowOverflowException on its first call: Strands then trims the conversation and
+    calls the manager's blocking sync_agent mid-turn, on the agent's loop."""
+
+    overflowed = False
+
+    async def stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+        if not self.overflowed:
+            self.overflowed = True
+            raise ContextWindowOverflowException("the conversation is too long")
+        async for event in super().stream(*args, **kwargs):
+            yield event
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "awaited"])
+@pytest.mark.parametrize("client_loop", ["own thread", "this loop"])
+async def test_a_sync_scheduled_mid_turn_on_the_agents_loop_is_stored_in_order(
+    mongodb_uri: str, db_name: str, db: Any, pipelined: bool, client_loop: str
+) -> None:
+    """The context-overflow sync is scheduled on the agent's loop (pipelined writes are queued, or the
+    client lives on that loop) and waited for by the turn's next write: it does not wait for itself."""
+    client = AsyncMongoClient(mongodb_uri) if client_loop == "this loop" else None
+    factory = AsyncMongoDBSessionManagerFactory(
+        None if client else mongodb_uri, database_name=db_name, collection_name=COLLECTION, client=client
+    )
+    try:
+        manager = await factory.create_session_manager("overflow", preload=True, pipelined_writes=pipelined)
+        agent = Agent(
+            model=ScriptedModel(["one", "two"]),
+            session_manager=manager,
+            conversation_manager=SlidingWindowConversationManager(window_size=10),
+            callback_handler=None,
+        )
+        await agent.invoke_async("first")
+        await agent.invoke_async("second")
+        agent.model = Overflowing(["three"])
+        await asyncio.wait_for(agent.invoke_async("third"), WAIT)
+        removed = agent.conversation_manager.removed_message_count
+        assert removed > 0
+        record = db[COLLECTION].find_one({"_id": "overflow"})["agents"][0]
+        assert record["conversation_manager_state"]["removed_message_count"] == removed
+        assert [label for _, label in stored_texts(db, "overflow")] == [
+            "user:first",
+            "assistant:one",
+            "user:second",
+            "assistant:two",
+            "user:third",
+            "assistant:three",
+        ]
+    finally:
+        await factory.close()
+        if client is not None:
+            await client.close()
 
 
 def test_pipelined_writes_must_be_a_bool(mongodb_uri: str, db_name: str) -> None:
