@@ -256,10 +256,12 @@ def test_turn_after_another_writers_turn_catches_up_in_four_extra_commands(
     commands.take()
     # The stale agent's prompt collides with the other turn's messages: it reads the tail (free), the
     # messages it missed and the agent record, then stores its prompt after them and its answer
-    # (pipelined: both in one insert, the answer having waited behind the colliding claim).
+    # (pipelined: in one insert when the answer was queued behind the colliding claim, else two).
     stale("two")
     if pipelined:
-        assert commands.take() == ["insert", "find", "find", "find", "insert"]
+        names = commands.take()
+        assert names[:5] == ["insert", "find", "find", "find", "insert"]
+        assert names[5:] in ([], ["insert"])
     else:
         assert commands.take() == ["insert", "find", "find", "find", "insert", "insert"]
     assert [message["content"][0]["text"] for message in stale.messages[-4:]] == ["one", "first", "two", "second"]

@@ -210,3 +210,33 @@ def test_a_turn_after_a_crash_mid_turn_answers_what_the_crash_left(
     assert after[3]["turn"] == {"repair": "interrupted"}  # then a stored note keeps the roles alternating
     assert texts(messages[4]) == ["after the crash"]
     assert texts(messages[5]) == ["fresh answer"]
+
+
+def test_a_pipelined_turn_after_a_crash_mid_turn_answers_the_prefix_the_crash_left(
+    mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]]
+) -> None:
+    script = Path(__file__).parent / "scripts" / "crash_mid_turn.py"
+    crashed = subprocess.run(
+        [sys.executable, str(script), mongodb_uri, db_name, COLLECTION, "crash-pipelined", "pipelined"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert crashed.returncode == 3, crashed.stderr[-2000:]
+    before = stored(mongodb_client, db_name, "crash-pipelined")
+    # A prefix of the turn: its claim (stored before the tool ran), and the toolUse if it got out in time.
+    assert [document["message"]["role"] for document in before] in (["user"], ["user", "assistant"])
+    with MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION) as factory:
+        agent = Agent(
+            model=ScriptedModel(["fresh answer"]),
+            session_manager=factory.create_session_manager("crash-pipelined"),
+            callback_handler=None,
+        )
+        agent("after the crash")
+        assert_acceptable(agent.messages)
+    after = stored(mongodb_client, db_name, "crash-pipelined")
+    messages = [document["message"] for document in after]
+    assert_acceptable(messages)
+    assert after[: len(before)] == before  # nothing stored was deleted or changed
+    assert [document["message_id"] for document in after] == list(range(len(after)))
+    assert texts(messages[-2]) == ["after the crash"]
+    assert texts(messages[-1]) == ["fresh answer"]
