@@ -25,7 +25,7 @@ from . import _codec as codec
 from . import _compat
 from ._client_options import check_client_options
 from ._clients import DEFAULT_COLLECTION_NAME, DEFAULT_DATABASE_NAME
-from ._pipeline import QueuedMessage, WriteQueue
+from ._pipeline import QueuedMessage, QueuedState, WriteQueue
 from ._runtime import running_loop
 from ._sync_client import SyncClientSource
 from ._turns import DEFAULT_TURN_LEASE, DEFAULT_TURN_WAIT
@@ -83,6 +83,8 @@ class AgentTracking:
     queue: WriteQueue | None = None
     unsettled: bool = False
     claim: QueuedMessage | None = None
+    # Writes held back until the next message (a toolUse waits for its result: one insert for both).
+    parked: list[QueuedMessage | QueuedState] = field(default_factory=list)
 
     @property
     def next_message_id(self) -> int:

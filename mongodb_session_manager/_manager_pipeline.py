@@ -12,7 +12,8 @@ queue behind it. If the claim collides (another writer appended), nothing else o
 the manager then, inside a hook Strands awaits (the agent is paused), waits for the other turn,
 catches up with its messages (put into ``agent.messages`` before this turn's first message) and stores
 this turn's messages as one block after them: the new claim. Before the turn's first tool runs, the
-claim's outcome is awaited, so tools never run on a conversation (or state) the turn does not hold.
+claim's outcome is awaited, so tools never run on a conversation (or state) the turn does not hold;
+the ``toolUse`` itself is held back and queued with its ``toolResult`` (one insert for both).
 
 Before the invocation returns (``AfterInvocationEvent``), and before any other write or read of the
 manager, the queue is drained: what a caller sees acknowledged is stored, and a failed write fails the
@@ -109,7 +110,9 @@ class PipelinedWrites(AgentPersistence):
             None if closing else self._marker(tracking.turn),
         )
         tracking.turn_open = not closing
-        self._post(tracking, [item, *self._state_change(tracking)])
+        # A toolUse goes out with its result (queued when the tools ran), or at the drain: it is not
+        # acknowledged before then anyway, and the turn makes one command fewer.
+        self._post(tracking, [item, *self._state_change(tracking)], park=_calls_tools(message))
 
     def _numbered(
         self,
@@ -145,14 +148,21 @@ class PipelinedWrites(AgentPersistence):
         tracking.synced = marker  # claimed now, so that the next event does not queue the same state again
         return [QueuedState(SessionAgent.from_agent(tracking.agent), tracking.turn)]
 
-    def _post(self, tracking: AgentTracking, items: list[Item]) -> None:
+    def _post(self, tracking: AgentTracking, items: list[Item], *, park: bool = False) -> None:
+        """Put ``items`` (after any parked ones) into the conversation's queue; ``park``: hold them back
+        until the next post."""
         if tracking.queue is None:
             tracking.queue = WriteQueue(
                 functools.partial(self._write_queued_messages, tracking),
                 functools.partial(self._write_queued_state, tracking),
             )
         tracking.unsettled = True
-        self.repository.runtime.post(tracking.queue.put, items)
+        if park:
+            tracking.parked.extend(items)
+            return
+        items, tracking.parked = [*tracking.parked, *items], []
+        if items:
+            self.repository.runtime.post(tracking.queue.put, items)
 
     # -- the writes (on the client's home loop, run by the queue) --------------------------------------
 
@@ -210,6 +220,7 @@ class PipelinedWrites(AgentPersistence):
             tracking.claim = None
 
     async def _settle(self, tracking: AgentTracking, *, recover: bool) -> None:
+        self._post(tracking, [])  # what was held back goes now
         queue = tracking.queue
         assert queue is not None
         failure = await self.repository.runtime.run(queue.settle)
