@@ -14,7 +14,9 @@ proxy with the same URI. Per RTT:
   alone, a raw ``find`` of the same documents, and the same 1,000 messages stored in other layouts:
   one document with an array (the original v0.9 layout) and buckets of 100 messages per document;
 * turns: a text turn (2 messages) and a tool turn (4 messages) through the sync API, with the
-  factory's manager vs no session manager; the overhead is given in measured round trips;
+  factory's manager (pipelined writes, the default, and ``pipelined_writes=False``) vs no session
+  manager, with a model that answers at once and one that takes 20 ms per call (any real model takes
+  longer); the overhead is given in measured round trips;
 * HTTP (64 sessions): ``examples/fastapi_app.py`` vs the per-request-client app, as in ``bench_http``.
 """
 
@@ -42,6 +44,8 @@ AGENT_ID = "assistant"
 RTTS_MS = (0.0, 2.0, 10.0)
 RESTORE_SIZE = 1_000
 BUCKET_SIZE = 100
+# Seconds per model call of the "slow model" turns: less than any real model, more than the round trip.
+SLOW_MODEL = 0.020
 
 
 def run(ctx: Context, rtts: tuple[float, ...] = RTTS_MS, *, http: bool = True) -> None:
@@ -267,41 +271,44 @@ def _turns(
     managers: list[MongoDBSessionManager] = []
     variants: tuple[tuple[str, bool | None], ...] = (
         ("no session manager", None),
-        ("factory manager", False),
-        ("factory manager, pipelined_writes=True", True),
+        ("factory manager, pipelined_writes=False", False),
+        ("factory manager, pipelined_writes=True (default)", True),
     )
+    models = (("model answering at once", 0.0), (f"model taking {SLOW_MODEL * 1e3:g} ms", SLOW_MODEL))
     for kind in ("text", "tool"):
-        for label, pipelined in variants:
-            manager = None
-            if pipelined is not None:
-                manager = factory.create_session_manager(f"turns-{next(ids)}", pipelined_writes=pipelined)
-                managers.append(manager)
-            agent, model, _ = _new_agent(manager)
+        for model_label, delay in models:
+            for label, pipelined in variants:
+                manager = None
+                if pipelined is not None:
+                    manager = factory.create_session_manager(f"turns-{next(ids)}", pipelined_writes=pipelined)
+                    managers.append(manager)
+                agent, model, _ = _new_agent(manager, model_delay=delay)
 
-            def turn(agent: Agent = agent, model: ScriptedModel = model, kind: str = kind) -> None:
-                _script_turn(model, kind)
-                agent("Where is my order?")
+                def turn(agent: Agent = agent, model: ScriptedModel = model, kind: str = kind) -> None:
+                    _script_turn(model, kind)
+                    agent("Where is my order?")
 
-            cases.append(Case(f"{kind} turn, agent(...), {label}", turn, commands if manager else None))
+                name = f"{kind} turn, agent(...), {model_label}, {label}"
+                cases.append(Case(name, turn, commands if manager else None))
     try:
-        interleave(cases, repeats=ctx.repeats(20, 60), budget=6 if ctx.quick else 20)
+        interleave(cases, repeats=ctx.repeats(20, 60), budget=8 if ctx.quick else 30)
     finally:
         for manager in managers:
             manager.close()
     rows = [_row(ctx, group, case) for case in cases]
     result: dict[str, Any] = {}
-    for index, kind in enumerate(("text", "tool")):
+    for index, (kind, model_key) in enumerate(itertools.product(("text", "tool"), ("", "_slow"))):
         bare, awaited, pipelined = rows[3 * index : 3 * index + 3]
-        for row, suffix in ((awaited, ""), (pipelined, "_pipelined")):
+        for row, suffix in ((awaited, "_awaited"), (pipelined, "_pipelined")):
             relate(row, bare, "no session manager")
             if bare.time is None or row.time is None:
                 continue
             overhead = row.time.median - bare.time.median
             rtts = overhead * 1e3 / remote.measured_rtt_ms
             row.notes["overhead"] = f"{overhead * 1e3:.2f}ms = {rtts:.2f} rtt"
-            result[f"{kind}_overhead_rtt{suffix}"] = rtts
-            result[f"{kind}_overhead_ms{suffix}"] = overhead * 1e3
-            result[f"{kind}_commands{suffix}"] = row.commands
+            result[f"{kind}{model_key}_overhead_rtt{suffix}"] = rtts
+            result[f"{kind}{model_key}_overhead_ms{suffix}"] = overhead * 1e3
+            result[f"{kind}{model_key}_commands{suffix}"] = row.commands
     return result
 
 
@@ -408,16 +415,22 @@ def _targets(ctx: Context, results: dict[float, dict[str, Any]]) -> None:
         )
     if 10.0 in results:
         at10 = results[10.0]
-        overhead = at10.get("tool_overhead_rtt_pipelined")
-        report.target(
-            "tool turn overhead at 10 ms RTT",
-            "<= 1.5 RTT over no session manager, round trips unchanged (4)",
-            f"pipelined_writes=True: {_fmt(overhead, '.2f')} RTT ({_fmt(at10.get('tool_overhead_ms_pipelined'), '.1f')}"
-            f" ms at a measured {at10['measured_rtt_ms']:.1f} ms RTT), "
-            f"{_fmt(at10.get('tool_commands_pipelined'), '.2f')} cmds/turn; awaited (default): "
-            f"{_fmt(at10.get('tool_overhead_rtt'), '.2f')} RTT, {_fmt(at10.get('tool_commands'), '.2f')} cmds/turn",
-            None if overhead is None else overhead <= 1.5,
-        )
+        for model_key, model_label in (
+            ("_slow", f"a model taking {SLOW_MODEL * 1e3:g} ms"),
+            ("", "a model answering at once"),
+        ):
+            overhead = at10.get(f"tool{model_key}_overhead_rtt_pipelined")
+            report.target(
+                f"tool turn overhead at 10 ms RTT, {model_label}",
+                "<= 1.5 RTT over no session manager, round trips not above 4",
+                f"default (pipelined): {_fmt(overhead, '.2f')} RTT "
+                f"({_fmt(at10.get(f'tool{model_key}_overhead_ms_pipelined'), '.1f')} ms at a measured "
+                f"{at10['measured_rtt_ms']:.1f} ms RTT), "
+                f"{_fmt(at10.get(f'tool{model_key}_commands_pipelined'), '.2f')} cmds/turn; pipelined_writes=False: "
+                f"{_fmt(at10.get(f'tool{model_key}_overhead_rtt_awaited'), '.2f')} RTT, "
+                f"{_fmt(at10.get(f'tool{model_key}_commands_awaited'), '.2f')} cmds/turn",
+                None if overhead is None else overhead <= 1.5,
+            )
     embedded = {rtt: result.get("restore_over_embedded") for rtt, result in results.items()}
     if embedded:
         report.target(

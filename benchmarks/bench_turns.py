@@ -67,9 +67,12 @@ class _MessageCount:
 
 
 def _new_agent(
-    manager: MongoDBSessionManager | None, window: int = WINDOW, messages: list[Message] | None = None
+    manager: MongoDBSessionManager | None,
+    window: int = WINDOW,
+    messages: list[Message] | None = None,
+    model_delay: float = 0.0,
 ) -> tuple[Agent, ScriptedModel, _MessageCount]:
-    model = ScriptedModel(default_text="Noted. (scripted reply)")
+    model = ScriptedModel(default_text="Noted. (scripted reply)", delay=model_delay)
     agent = Agent(
         model=model,
         tools=[lookup],
@@ -135,9 +138,9 @@ def _run(ctx: Context, uri: str, database: str) -> None:
     tool = [rows[(api, "tool", True)].commands for api in ("sync", "async")]
     report.target(
         "plain text turn",
-        "2 round trips (one per new message)",
+        "<= 2 round trips (at most one per new message)",
         f"sync {text[0]:.2f}, invoke_async {text[1]:.2f} round trips per turn",
-        all(count == 2 for count in text),
+        all(count is not None and count <= 2 for count in text),
     )
     report.target(
         "tool turn",

@@ -55,15 +55,19 @@ def test_network_group_round_trips() -> None:
     assert _commands(restore["part: repository.list_messages"]) == {"find": 1.0}
 
     turns = _rows(report, "turns, TLS+auth")
-    assert _commands(turns["text turn, agent(...), factory manager"]) == {"insert": 2.0}
-    assert _commands(turns["tool turn, agent(...), factory manager"]) == {"insert": 4.0}
-    # Pipelined writes group what waits behind the write in flight: never more commands than awaited,
-    # and a tool turn makes at least two (its claim, then the rest: tools run once the claim is stored).
-    pipelined_text = _commands(turns["text turn, agent(...), factory manager, pipelined_writes=True"])
-    pipelined_tool = _commands(turns["tool turn, agent(...), factory manager, pipelined_writes=True"])
-    assert set(pipelined_text) == set(pipelined_tool) == {"insert"}
-    assert 1.0 <= pipelined_text["insert"] <= 2.0
-    assert 2.0 <= pipelined_tool["insert"] <= 4.0
+    for model in ("model answering at once", f"model taking {bench_network.SLOW_MODEL * 1e3:g} ms"):
+        awaited = "factory manager, pipelined_writes=False"
+        pipelined = "factory manager, pipelined_writes=True (default)"
+        assert _commands(turns[f"text turn, agent(...), {model}, {awaited}"]) == {"insert": 2.0}
+        assert _commands(turns[f"tool turn, agent(...), {model}, {awaited}"]) == {"insert": 4.0}
+        # Pipelined writes group what waits behind the write in flight: never more commands than
+        # awaited, and a tool turn makes at least two (its claim, then the rest: tools run once the
+        # claim is stored).
+        pipelined_text = _commands(turns[f"text turn, agent(...), {model}, {pipelined}"])
+        pipelined_tool = _commands(turns[f"tool turn, agent(...), {model}, {pipelined}"])
+        assert set(pipelined_text) == set(pipelined_tool) == {"insert"}
+        assert 1.0 <= pipelined_text["insert"] <= 2.0
+        assert 2.0 <= pipelined_tool["insert"] <= 4.0
 
     assert {target.name for target in report.targets} >= {
         "factory request vs raw warm find_one, TLS+auth",
