@@ -85,6 +85,8 @@ class AgentTracking:
     claim: QueuedMessage | None = None
     # Writes held back until the next message (a toolUse waits for its result: one insert for both).
     parked: list[QueuedMessage | QueuedState] = field(default_factory=list)
+    # An error a message hook raised mid-turn, which Strands wraps: the invocation's end raises it again.
+    turn_error: BaseException | None = None
 
     @property
     def next_message_id(self) -> int:

@@ -187,6 +187,20 @@ class PipelinedWrites(AgentPersistence):
         new_version = await self.repository.update_agent_versioned(self.session_id, snapshot, tracking.version)
         tracking.version = new_version if new_version is not None else tracking.version + 1
 
+    def _remember_turn_error(self, agent: LocalAgent, error: BaseException) -> None:
+        """A message hook failed mid-turn: Strands raises its own wrapper of the error to the caller
+        (``EventLoopException``); the invocation's end raises the library's typed error again."""
+        tracking = self._agents.get(agent.agent_id)
+        if tracking is not None and tracking.turn is not None and tracking.turn_error is None:
+            tracking.turn_error = error
+
+    def _take_turn_error(self, agent: LocalAgent) -> BaseException | None:
+        tracking = self._agents.get(agent.agent_id)
+        if tracking is None:
+            return None
+        error, tracking.turn_error = tracking.turn_error, None
+        return error
+
     # -- draining (on the agent's loop) ----------------------------------------------------------------
 
     async def _drain_writes(self, agent: LocalAgent | None = None, *, recover: bool = False) -> None:

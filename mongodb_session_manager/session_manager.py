@@ -49,6 +49,7 @@ from ._runtime import running_loop
 from ._turns import TURN_FIELD
 from ._types import Document
 from .errors import (
+    MongoDBSessionError,
     WrongLoopError,
 )
 from .guardrails import GUARDRAIL_STOP_REASONS
@@ -175,10 +176,14 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
         self.initialize(event.agent)
 
     async def _on_message_added(self, event: MessageAddedEvent) -> None:
-        if await self._queue_message(event.message, event.agent):
-            return
-        await self.append_message_async(event.message, event.agent)
-        await self.sync_agent_async(event.agent)
+        try:
+            if await self._queue_message(event.message, event.agent):
+                return
+            await self.append_message_async(event.message, event.agent)
+            await self.sync_agent_async(event.agent)
+        except MongoDBSessionError as error:
+            self._remember_turn_error(event.agent, error)
+            raise
 
     async def _on_message_updated(self, event: MessageUpdatedEvent) -> None:
         await self.update_streamed_message_async(event.tracking_id, event.message, event.agent)
@@ -187,6 +192,7 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
         try:
             await self._drain_writes(event.agent, recover=True)
         except BaseException:
+            self._take_turn_error(event.agent)  # the drain's failure is the one reported
             # A queued write failed (or this caller was cancelled while waiting): end the turn, release
             # what it stored, and fail the invocation with the first failure.
             held = self._end_turn(event.agent)
@@ -197,6 +203,9 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
                 except Exception as error:
                     logger.debug("session_id=<%s> | could not release the turn: %r", self.session_id, error)
             raise
+        # A message hook failed mid-turn: Strands raises its own wrapper unless this hook raises the
+        # library's typed error again (below, once the turn is ended and released).
+        turn_error = self._take_turn_error(event.agent)
         held = self._end_turn(event.agent)
         update = self._usage.finish(event.agent.agent_id)
         if held is not None and (update is None or update.message_id != held):
@@ -221,6 +230,8 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
                     )
                 )
             await asyncio.gather(*writes)
+        if turn_error is not None:
+            raise turn_error
 
     async def _on_model_call(self, event: AfterModelCallEvent) -> None:
         self._usage.on_model_call(event)

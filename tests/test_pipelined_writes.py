@@ -27,6 +27,7 @@ from mongodb_session_manager import (
     DatabaseError,
     MongoDBSessionError,
     MongoDBSessionManagerFactory,
+    SessionBusyError,
 )
 from mongodb_session_manager.scripted_model import ScriptedModel, tool_call
 from mongodb_session_manager.testing import CommandRecorder
@@ -532,6 +533,56 @@ async def test_concurrent_pipelined_tool_turns_on_one_conversation_take_turns(
             turn = messages[position : position + (4 if n % 2 else 2)]
             assert turn[-1]["content"] == [{"text": f"answer {n}"}]  # the turn is not interleaved
         assert "holder" not in (documents[-1].get("turn") or {})  # the conversation is free
+
+
+@pytest.mark.anyio
+async def test_a_collided_turn_that_cannot_get_the_conversation_in_time_raises_session_busy(
+    mongodb_uri: str, db_name: str, db: Any
+) -> None:
+    """The claim collides with a turn that holds the conversation longer than ``turn_wait``: the
+    catch-up runs inside the event loop (before the tools), yet the caller gets the typed error, and
+    nothing of the turn is stored."""
+    async with AsyncMongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db_name, collection_name=COLLECTION
+    ) as factory:
+        await Agent(
+            model=ScriptedModel(["hello"]),
+            session_manager=await factory.create_session_manager("held", preload=True),
+            callback_handler=None,
+        ).invoke_async("hi")
+        release = asyncio.Event()
+        holding = asyncio.Event()
+
+        @tool
+        async def slow() -> str:
+            """Wait until released."""
+            holding.set()
+            await release.wait()
+            return "done"
+
+        # Restored before the other turn starts: its claim will collide.
+        waiter = Agent(
+            model=ScriptedModel([tool_call("lookup", {"order_id": "1"}), "never"]),
+            tools=[lookup],
+            session_manager=await factory.create_session_manager("held", preload=True, turn_wait=0.3),
+            callback_handler=None,
+        )
+        holder = Agent(
+            model=ScriptedModel([tool_call("slow", {}), "finished"]),
+            tools=[slow],
+            session_manager=await factory.create_session_manager("held", preload=True),
+            callback_handler=None,
+        )
+        running = asyncio.create_task(holder.invoke_async("long task"))
+        await asyncio.wait_for(holding.wait(), WAIT)
+        with pytest.raises(SessionBusyError):
+            await waiter.invoke_async("me too")
+        release.set()
+        await running
+        messages = [document["message"] for document in stored_documents(db, "held")]
+        assert_acceptable(messages)
+        assert [message["content"][0].get("text") for message in messages][-2:] == [None, "finished"]
+        assert all(message["content"] != [{"text": "me too"}] for message in messages)
 
 
 def test_concurrent_pipelined_turns_from_threads_take_turns(mongodb_uri: str, db_name: str, db: Any) -> None:
