@@ -28,7 +28,7 @@ from strands.types.content import Message
 from strands.types.session import SessionAgent, SessionMessage
 
 from ._types import Document
-from .errors import DuplicateMessageError
+from .errors import DuplicateMessageError, PipelinedWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -120,13 +120,6 @@ class WriteQueue:
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         #: Set when a write failed: the queue sends nothing until :meth:`take_failure`.
         self.failure: Failure | None = None
-        #: The last message of this conversation the queue stored.
-        self.last_stored: QueuedMessage | None = None
-
-    @property
-    def busy(self) -> bool:
-        """Whether writes are waiting, in flight, or stopped by a failure nobody collected yet."""
-        return bool(self._pending) or self._sender is not None or self.failure is not None
 
     def put(self, items: list[Item]) -> None:
         """Queue ``items`` (sent in order, after everything queued before)."""
@@ -158,6 +151,7 @@ class WriteQueue:
                         await self._write_state(states[-1].snapshot)
                     except BaseException as error:
                         self._stop(error, states[-1:])
+                        continue
                 self._wake()
         finally:
             self._sender = None
@@ -177,15 +171,20 @@ class WriteQueue:
         batch, self._pending = self._pending[:end], self._pending[end:]
         return batch
 
-    def _mark_stored(self, messages: list[QueuedMessage]) -> None:
+    @staticmethod
+    def _mark_stored(messages: list[QueuedMessage]) -> None:
         for item in messages:
             item.stored = True
-        if messages:
-            self.last_stored = messages[-1]
 
     def _stop(self, error: BaseException, unsent: Sequence[Item]) -> None:
+        cancelled = isinstance(error, asyncio.CancelledError)
+        if cancelled:
+            # Only when its loop shuts down (no caller can cancel the queue's task): reported as such.
+            error = PipelinedWriteError("a queued write was cancelled by its event loop shutting down")
         self.failure = Failure(error, [*unsent, *self._pending])
         self._pending = []
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def settle(self) -> Failure | None:
         """Wait until nothing is waiting or in flight, or a failure stopped the queue; that failure.
