@@ -1,7 +1,7 @@
 """Write docs/api.md from the public API's signatures and docstrings.
 
-    python docs/generate_api.py          # rewrite docs/api.md
-    python docs/generate_api.py --check  # exit 1 if docs/api.md is out of date (run by the tests)
+python docs/generate_api.py          # rewrite docs/api.md
+python docs/generate_api.py --check  # exit 1 if docs/api.md is out of date (run by the tests)
 """
 
 from __future__ import annotations

@@ -112,7 +112,9 @@ async def test_filters_by_application_metadata_and_activity(
 ) -> None:
     scoped = {
         name: AsyncMongoDBSessionRepository(
-            connection_string=mongodb_uri, database_name=db_name, collection_name=COLLECTION,
+            connection_string=mongodb_uri,
+            database_name=db_name,
+            collection_name=COLLECTION,
             application_name=name,
             isolate_application=True,
         )
@@ -297,7 +299,9 @@ async def test_delete_without_filters_is_scoped_to_the_repository_application(
     repo: AsyncMongoDBSessionRepository, mongodb_uri: str, db_name: str, raw: Any
 ) -> None:
     scoped = AsyncMongoDBSessionRepository(
-        connection_string=mongodb_uri, database_name=db_name, collection_name=COLLECTION,
+        connection_string=mongodb_uri,
+        database_name=db_name,
+        collection_name=COLLECTION,
         application_name="bot",
         isolate_application=True,
     )

@@ -117,9 +117,7 @@ def test_indexes_verify_takes_the_metadata_fields_from_the_environment(
     }
 
 
-def test_a_bad_metadata_field_from_the_environment_is_a_usage_error(
-    mongodb_uri: str, database: str, run: Any
-) -> None:
+def test_a_bad_metadata_field_from_the_environment_is_a_usage_error(mongodb_uri: str, database: str, run: Any) -> None:
     env = {
         "MONGODB_URI": mongodb_uri,
         "MONGODB_SESSION_DATABASE": database,

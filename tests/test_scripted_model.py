@@ -111,9 +111,7 @@ def test_tool_use_ids_are_deterministic_unless_given() -> None:
         """Do nothing."""
         return "done"
 
-    model = ScriptedModel(
-        [tool_call("noop", {}), tool_call("noop", {}, tool_use_id="custom"), tool_call("noop", {})]
-    )
+    model = ScriptedModel([tool_call("noop", {}), tool_call("noop", {}, tool_use_id="custom"), tool_call("noop", {})])
     agent = Agent(model=model, tools=[noop], callback_handler=None)
 
     agent("go")
@@ -127,9 +125,7 @@ def test_tool_use_ids_are_deterministic_unless_given() -> None:
     ]
     assert ids == ["tooluse_1", "custom", "tooluse_2"]
     # Without text the toolUse block stands alone.
-    assert agent.messages[1]["content"] == [
-        {"toolUse": {"toolUseId": "tooluse_1", "name": "noop", "input": {}}}
-    ]
+    assert agent.messages[1]["content"] == [{"toolUse": {"toolUseId": "tooluse_1", "name": "noop", "input": {}}}]
 
 
 def test_redact_replaces_user_message() -> None:
