@@ -155,6 +155,7 @@ class PipelinedWrites(AgentPersistence):
             tracking.queue = WriteQueue(
                 functools.partial(self._write_queued_messages, tracking),
                 functools.partial(self._write_queued_state, tracking),
+                on_sender=self.repository.runtime.keep_until_closed,
             )
         tracking.unsettled = True
         if park:

@@ -111,9 +111,12 @@ class WriteQueue:
         self,
         write_messages: Callable[[list[QueuedMessage]], Awaitable[None]],
         write_state: Callable[[SessionAgent], Awaitable[None]],
+        on_sender: Callable[[asyncio.Task[None]], None] | None = None,
     ) -> None:
         self._write_messages = write_messages
         self._write_state = write_state
+        # Told of each sender task started (the client's runtime waits for them before it closes).
+        self._on_sender = on_sender
         self._pending: list[Item] = []
         self._sender: asyncio.Task[None] | None = None
         # Callers waiting for a condition, woken after each write.
@@ -129,6 +132,8 @@ class WriteQueue:
     def _kick(self) -> None:
         if self._sender is None and self.failure is None and self._pending:
             self._sender = asyncio.get_running_loop().create_task(self._send())
+            if self._on_sender is not None:
+                self._on_sender(self._sender)
 
     async def _send(self) -> None:
         try:

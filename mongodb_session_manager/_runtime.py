@@ -25,6 +25,7 @@ import functools
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -50,6 +51,9 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 # server sessions (best effort, errors ignored), which waits up to serverSelectionTimeoutMS (30 s by
 # default) for a server when none is reachable. Shutting down while MongoDB is down must not hang.
 CLOSE_SERVER_WAIT = 2.0
+# How long closing waits for writes still queued (pipelined writes of an invocation whose caller was
+# cancelled) before the client goes: they are what the agent held, so they get a fair chance to land.
+CLOSE_WRITES_WAIT = 10.0
 
 
 class LoopThread:
@@ -160,6 +164,8 @@ class ClientRuntime:
         self._loop_thread: LoopThread | None = None
         self._pid = os.getpid()
         self._closed = False
+        # Tasks on the home loop that closing waits for (see keep_until_closed).
+        self._writes: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     @property
     def owns_client(self) -> bool:
@@ -234,6 +240,33 @@ class ClientRuntime:
                     "(await asyncio.to_thread(Agent, ...))"
                 )
         return self._home_loop(start_thread=start_thread)
+
+    def keep_until_closed(self, task: asyncio.Task[Any]) -> None:
+        """Have :meth:`close` / :meth:`aclose` wait for ``task`` (a write started on the home loop,
+        such as a write queue's sender) before the client closes, for at most
+        :data:`CLOSE_WRITES_WAIT` seconds."""
+        self._writes.add(task)
+
+    async def _finish_writes(self) -> None:
+        """On the home loop: wait for the tasks given to :meth:`keep_until_closed` (and any they start)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_WRITES_WAIT
+        while pending := [task for task in self._writes if not task.done() and task.get_loop() is loop]:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                logger.error(
+                    "%d write(s) were still in flight when the MongoDB client closed after %g s; what they "
+                    "carried may not be stored",
+                    len(pending),
+                    CLOSE_WRITES_WAIT,
+                )
+                return
+            await asyncio.wait(pending, timeout=remaining)
+
+    async def _close_after_writes(self, port: ClientPort | None) -> None:
+        await self._finish_writes()
+        if port is not None:
+            await _close_bounded(port)
 
     def post(self, callback: Callable[..., object], *args: Any) -> None:
         """Call ``callback(*args)`` on the loop :meth:`run` would use, WITHOUT waiting for it.
@@ -330,16 +363,16 @@ class ClientRuntime:
         return (port if self._port_factory is not None else None), loop_thread
 
     async def aclose(self) -> None:
-        """Close the owned client on its home loop and stop the private loop thread."""
+        """Close the owned client on its home loop and stop the private loop thread; writes given to
+        :meth:`keep_until_closed` are waited for first."""
         detached = self._detach()
         if detached is None:
             return
         port, loop_thread = detached
-        if port is not None:
-            if loop_thread is not None and loop_thread.is_alive():
-                await asyncio.wrap_future(loop_thread.submit(_close_bounded(port)))
-            else:
-                await _close_bounded(port)
+        if loop_thread is not None and loop_thread.is_alive():
+            await asyncio.wrap_future(loop_thread.submit(self._close_after_writes(port)))
+        elif port is not None:
+            await self._close_after_writes(port)
         if loop_thread is not None:
             await asyncio.to_thread(loop_thread.stop)
 
@@ -352,12 +385,11 @@ class ClientRuntime:
         if detached is None:
             return
         port, loop_thread = detached
-        if port is not None:
-            if loop_thread is not None and loop_thread.is_alive():
-                # Straight to the loop thread: no temporary event loop just to wait (it cost milliseconds).
-                loop_thread.submit(_close_bounded(port)).result()
-            else:
-                _run_to_completion(_close_bounded(port))
+        if loop_thread is not None and loop_thread.is_alive():
+            # Straight to the loop thread: no temporary event loop just to wait (it cost milliseconds).
+            loop_thread.submit(self._close_after_writes(port)).result()
+        elif port is not None:
+            _run_to_completion(self._close_after_writes(port))
         if loop_thread is not None:
             loop_thread.stop()
 

@@ -18,6 +18,7 @@ import pytest
 from pymongo import AsyncMongoClient, MongoClient, monitoring
 from strands import Agent, tool
 from strands.agent.conversation_manager import NullConversationManager, SlidingWindowConversationManager
+from strands.hooks import MessageAddedEvent
 from strands.types.exceptions import ContextWindowOverflowException
 from strands.types.tools import ToolContext
 from support import fail_point, unique_app, with_options
@@ -26,6 +27,7 @@ from mongodb_session_manager import (
     AsyncMongoDBSessionManagerFactory,
     DatabaseError,
     MongoDBSessionError,
+    MongoDBSessionManager,
     MongoDBSessionManagerFactory,
     SessionBusyError,
 )
@@ -446,6 +448,63 @@ async def test_a_cancelled_invocation_cancels_no_write_and_later_calls_work(
         assert documents[-1]["message"]["role"] == "assistant"
         assert "toolUse" not in documents[-1]["message"]["content"][0]
         assert "holder" not in (documents[-1].get("turn") or {})  # the conversation is free
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("owner", ["standalone manager", "factory"])
+async def test_a_blocking_close_stores_what_a_cancelled_invocation_queued(
+    mongodb_uri: str, db_name: str, db: Any, mongodb_client: MongoClient[dict[str, Any]], owner: str
+) -> None:
+    """``close()`` (blocking) of the client's owner, a standalone manager or a factory, waits for the
+    queued writes before the client goes: nothing the agent holds is dropped with the client's loop."""
+    app = unique_app("pipeline-close")
+    session_id = f"closed-by-{owner.replace(' ', '-')}"
+    started = Started()
+    options: dict[str, Any] = {
+        "connection_string": with_options(mongodb_uri, f"appname={app}"),
+        "database_name": db_name,
+        "collection_name": COLLECTION,
+        "event_listeners": [started],
+    }
+    closer: MongoDBSessionManager | MongoDBSessionManagerFactory
+    if owner == "factory":
+        closer = MongoDBSessionManagerFactory(**options)
+        manager = closer.create_session_manager(session_id)
+    else:
+        closer = manager = MongoDBSessionManager(session_id, **options)
+    model = ScriptedModel(["warm-up", "answer"])
+    agent = await asyncio.to_thread(
+        Agent,
+        model=model,
+        tools=[lookup],
+        session_manager=manager,
+        conversation_manager=NullConversationManager(),
+        callback_handler=None,
+    )
+    await agent.invoke_async("warm up")
+    answered = asyncio.Event()
+
+    def after_the_managers_hook(event: MessageAddedEvent) -> None:  # runs once the manager queued it
+        if event.message["content"][0].get("text") == "answer":
+            answered.set()
+
+    agent.hooks.add_callback(MessageAddedEvent, after_the_managers_hook)
+    reached = started.expect(1)
+    with fail_point(mongodb_client, app, "alwaysOn", failCommands=["insert"], blockConnection=True, blockTimeMS=300):
+        turn = asyncio.ensure_future(agent.invoke_async("question"))
+        await asyncio.wait_for(reached.wait(), WAIT)  # the prompt's insert is in flight ...
+        await asyncio.wait_for(answered.wait(), WAIT)  # ... and the answer waits behind it
+        turn.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await turn
+        await asyncio.to_thread(closer.close)
+    labels = [label for _, label in stored_texts(db, session_id)]
+    held = [
+        f"{message['role']}:{message['content'][0].get('text') or next(iter(message['content'][0]))}"
+        for message in agent.messages
+    ]
+    assert labels == held  # every message the agent added before the cancellation is stored
+    assert labels[-1] == "assistant:answer"  # queued behind the prompt's insert, and stored too
 
 
 # -- concurrent turns ------------------------------------------------------------------------------
