@@ -4,7 +4,6 @@ events drive (initialize, append, redact, sync)."""
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import logging
 import random
@@ -19,7 +18,7 @@ from strands.types.session import SessionAgent, SessionMessage
 
 from . import _codec as codec
 from . import _compat
-from ._manager_base import AgentTracking, Preloaded, record_version, sync_marker
+from ._manager_base import AgentTracking, Preloaded, in_sync, record_version, sync_marker
 from ._manager_turns import MAX_RENUMBERING, TurnCoordination, insert_before
 from ._must_finish import must_finish
 from ._runtime import running_loop
@@ -190,7 +189,7 @@ class AgentPersistence(TurnCoordination):
                 # agent, as initialize does. If this agent's state changed since it was created, that change
                 # was based on no stored record: refuse rather than overwrite the other writer's state.
                 record = await self._reload_agent_record(agent.agent_id)
-                if tracking.synced is not None and sync_marker(agent) != tracking.synced:
+                if tracking.synced is not None and not in_sync(agent, tracking.synced):
                     raise ConcurrentModificationError(
                         f"agent {agent.agent_id!r} in session {self.session_id!r} was created by another writer "
                         "while this one changed its state; nothing was overwritten"
@@ -393,8 +392,7 @@ class AgentPersistence(TurnCoordination):
         if (
             tracking is not None
             and not tracking.pending_create
-            and tracking.synced is not None
-            and sync_marker(agent) == tracking.synced
+            and in_sync(agent, tracking.synced)
             and not self._config_changes(agent, tracking)
         ):
             _prune_held(tracking)
@@ -410,14 +408,14 @@ class AgentPersistence(TurnCoordination):
             await self._adopt_agent(agent)
         tracking = await self._tracking_for_write(agent)
         _prune_held(tracking)
-        marker = sync_marker(agent)
-        if tracking.synced is None or marker != tracking.synced:
+        if not in_sync(agent, tracking.synced):
+            marker = sync_marker(agent)
             await self._keep_alive()
             new_version = await self.repository.update_agent_versioned(
                 self.session_id, SessionAgent.from_agent(agent), tracking.version
             )
             tracking.version = new_version if new_version is not None else tracking.version + 1
-            tracking.synced = copy.deepcopy(marker)
+            tracking.synced = marker
         changes = self._config_changes(agent, tracking)
         if changes:
             await self.repository.set_agent_config(self.session_id, agent.agent_id, changes)

@@ -287,15 +287,26 @@ def record_version(record: Document) -> int:
 
 
 def sync_marker(agent: LocalAgent) -> Document:
-    """What ``sync_agent`` compares to decide whether the stored agent is stale."""
+    """A snapshot of what ``sync_agent`` compares to decide whether the stored agent is stale (deep
+    copies: later changes to the agent do not alter it)."""
+    return copy.deepcopy(_marker_view(agent))
+
+
+def in_sync(agent: LocalAgent, synced: Document | None) -> bool:
+    """Whether ``agent`` still matches the snapshot ``synced`` (compared in place, nothing copied:
+    this runs after every message, a snapshot only when something changed)."""
+    return synced is not None and _marker_view(agent) == synced
+
+
+def _marker_view(agent: LocalAgent) -> Document:
     from strands.agent.agent import Agent
 
     if not isinstance(agent, Agent):
-        return {"state": copy.deepcopy(agent.state.get())}
+        return {"state": agent.state.get()}
     return {
         "state_version": _compat.state_version(agent.state),
         # Content, not version: Strands bumps the version in every tool cycle even when nothing changed.
         "interrupt_state": _compat.interrupt_state(agent),
-        "conversation_manager_state": copy.deepcopy(agent.conversation_manager.get_state()),
-        "model_state": copy.deepcopy(_compat.model_state(agent)),
+        "conversation_manager_state": agent.conversation_manager.get_state(),
+        "model_state": _compat.model_state(agent),
     }

@@ -32,7 +32,7 @@ from strands.types.content import Message
 from strands.types.session import SessionAgent, SessionMessage
 
 from ._manager_agents import AgentPersistence
-from ._manager_base import AgentTracking, sync_marker
+from ._manager_base import AgentTracking, in_sync, sync_marker
 from ._manager_turns import insert_before
 from ._pipeline import Claim, Failure, Item, QueuedMessage, QueuedState, WriteQueue
 from ._turns import TURN_FIELD, answers, closes_turn, only_tool_results, open_marker, repair_fields, repairs_after
@@ -142,10 +142,11 @@ class PipelinedWrites(AgentPersistence):
 
     def _state_change(self, tracking: AgentTracking) -> list[Item]:
         """A state write if the agent's state changed since it was last written (or queued)."""
-        marker = sync_marker(tracking.agent)
-        if tracking.synced is not None and marker == tracking.synced:
+        if in_sync(tracking.agent, tracking.synced):
             return []
-        tracking.synced = marker  # claimed now, so that the next event does not queue the same state again
+        tracking.synced = sync_marker(
+            tracking.agent
+        )  # claimed now, so that the next event does not queue the same state again
         return [QueuedState(SessionAgent.from_agent(tracking.agent), tracking.turn)]
 
     def _post(self, tracking: AgentTracking, items: list[Item], *, park: bool = False) -> None:
