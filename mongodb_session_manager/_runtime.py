@@ -166,6 +166,9 @@ class ClientRuntime:
         self._closed = False
         # Tasks on the home loop that closing waits for (see keep_until_closed).
         self._writes: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        # While closing waits for them: the home loop, where calls are still served (only work that is
+        # already there runs on it; every other caller is refused once closing began).
+        self._finishing_on: asyncio.AbstractEventLoop | None = None
 
     @property
     def owns_client(self) -> bool:
@@ -192,8 +195,12 @@ class ClientRuntime:
             return self._port
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._closed and not self._finishing_here():
             raise ClosedError(f"{self._name} is closed")
+
+    def _finishing_here(self) -> bool:
+        """Whether this call is work on the home loop that closing waits for (or work it started)."""
+        return self._finishing_on is not None and running_loop() is self._finishing_on
 
     def _after_fork_reset(self) -> None:
         if self._pid == os.getpid():
@@ -226,6 +233,8 @@ class ClientRuntime:
 
     def _loop_for(self, current: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop | None:
         """The loop a call made from ``current`` runs on (None: ``current`` itself)."""
+        if self._closed and current is self._finishing_on:
+            return None  # closing: the loop thread is detached, the writes it waits for run right here
         start_thread = self.owns_client
         if not self.owns_client and self.port.loop_bound and _compat.in_strands_bridge():
             bound = self.port.home_loop()
@@ -264,7 +273,11 @@ class ClientRuntime:
             await asyncio.wait(pending, timeout=remaining)
 
     async def _close_after_writes(self, port: ClientPort | None) -> None:
-        await self._finish_writes()
+        self._finishing_on = asyncio.get_running_loop()
+        try:
+            await self._finish_writes()
+        finally:
+            self._finishing_on = None
         if port is not None:
             await _close_bounded(port)
 

@@ -25,6 +25,7 @@ from support import fail_point, unique_app, with_options
 
 from mongodb_session_manager import (
     AsyncMongoDBSessionManagerFactory,
+    ClosedError,
     DatabaseError,
     MongoDBSessionError,
     MongoDBSessionManager,
@@ -450,6 +451,18 @@ async def test_a_cancelled_invocation_cancels_no_write_and_later_calls_work(
         assert "holder" not in (documents[-1].get("turn") or {})  # the conversation is free
 
 
+class GatedModel(ScriptedModel):
+    """A scripted model whose calls wait for :attr:`gate`, when one is set."""
+
+    gate: asyncio.Event | None = None
+
+    async def stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+        if self.gate is not None:
+            await asyncio.wait_for(self.gate.wait(), WAIT)
+        async for event in super().stream(*args, **kwargs):
+            yield event
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("owner", ["standalone manager", "factory"])
 async def test_a_blocking_close_stores_what_a_cancelled_invocation_queued(
@@ -472,7 +485,7 @@ async def test_a_blocking_close_stores_what_a_cancelled_invocation_queued(
         manager = closer.create_session_manager(session_id)
     else:
         closer = manager = MongoDBSessionManager(session_id, **options)
-    model = ScriptedModel(["warm-up", "answer"])
+    model = GatedModel(["warm-up", "answer"])
     agent = await asyncio.to_thread(
         Agent,
         model=model,
@@ -489,7 +502,10 @@ async def test_a_blocking_close_stores_what_a_cancelled_invocation_queued(
             answered.set()
 
     agent.hooks.add_callback(MessageAddedEvent, after_the_managers_hook)
-    reached = started.expect(1)
+    # The answer is queued while the prompt's insert is in flight (not sent along with it): when that
+    # insert completes, the client is closing, and both the prompt's turn marker (its turn ended) and
+    # the answer are written then.
+    reached = model.gate = started.expect(1)
     with fail_point(mongodb_client, app, "alwaysOn", failCommands=["insert"], blockConnection=True, blockTimeMS=300):
         turn = asyncio.ensure_future(agent.invoke_async("question"))
         await asyncio.wait_for(reached.wait(), WAIT)  # the prompt's insert is in flight ...
@@ -497,7 +513,14 @@ async def test_a_blocking_close_stores_what_a_cancelled_invocation_queued(
         turn.cancel()
         with pytest.raises(asyncio.CancelledError):
             await turn
-        await asyncio.to_thread(closer.close)
+        closing = asyncio.ensure_future(asyncio.to_thread(closer.close))
+        deadline = time.monotonic() + WAIT
+        while not manager.repository.runtime.closed:
+            assert time.monotonic() < deadline, "close() did not begin"
+            await asyncio.sleep(0.001)
+        with pytest.raises(ClosedError):  # while close waits for the queued writes, new calls are refused
+            await manager.repository.read_session(session_id)
+        await closing
     labels = [label for _, label in stored_texts(db, session_id)]
     held = [
         f"{message['role']}:{message['content'][0].get('text') or next(iter(message['content'][0]))}"
