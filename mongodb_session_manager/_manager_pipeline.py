@@ -157,6 +157,7 @@ class PipelinedWrites(AgentPersistence):
                 functools.partial(self._write_queued_messages, tracking),
                 functools.partial(self._write_queued_state, tracking),
                 on_sender=self.repository.runtime.keep_until_closed,
+                on_failure=functools.partial(self._on_queue_failure, tracking),
             )
         tracking.unsettled = True
         if park:
@@ -262,9 +263,46 @@ class PipelinedWrites(AgentPersistence):
         if failed_turn is not None and failed_turn != tracking.turn:
             # Queued by a turn whose caller was cancelled before it was stored: nobody is left to
             # receive the error (as for any write that must finish).
-            logger.error("a write queued by a cancelled turn failed", exc_info=taken.error)
+            self._report_unreceived(tracking, taken)
             return
         raise taken.error
+
+    def _on_queue_failure(self, tracking: AgentTracking, failure: Failure) -> None:
+        """On the client's loop, when a queued write failed: if the turn that queued it is no longer
+        running (its caller was cancelled), nobody will receive the error, so it is logged now."""
+        failed_turn = failure.unsent[0].turn if failure.unsent else None
+        if failed_turn is not None and failed_turn != tracking.turn:
+            self._report_unreceived(tracking, failure)
+
+    def _abandon_writes(self, agent: LocalAgent) -> None:
+        """The agent's turn ended without receiving the outcome of its queued writes (its caller was
+        cancelled): a failure already known is logged now, a later one when it happens."""
+        tracking = self._agents.get(agent.agent_id)
+        if tracking is not None and tracking.queue is not None and tracking.queue.failure is not None:
+            self._report_unreceived(tracking, tracking.queue.failure)
+
+    def _report_unreceived(self, tracking: AgentTracking, failure: Failure) -> None:
+        if failure.reported:
+            return
+        failure.reported = True
+        if failure.collided_claim is not None:
+            # Not lost: the agent's next write (or turn) catches up and stores these messages again.
+            logger.debug(
+                "session_id=<%s> | agent_id=<%s> | the claim of a cancelled turn collided; its messages are "
+                "stored again by the agent's next write",
+                self.session_id,
+                tracking.agent.agent_id,
+            )
+            return
+        unsent = sum(isinstance(item, QueuedMessage) for item in failure.unsent)
+        logger.error(
+            "session_id=<%s> | agent_id=<%s> | a write queued by a turn whose caller was cancelled failed; "
+            "%d message(s) of it were not stored",
+            self.session_id,
+            tracking.agent.agent_id,
+            unsent,
+            exc_info=failure.error,
+        )
 
     def _forget_unsent(self, tracking: AgentTracking, failure: Failure) -> None:
         """After a failed write: the manager's records end with the last message stored."""

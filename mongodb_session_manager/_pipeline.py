@@ -89,6 +89,8 @@ class Failure:
 
     error: BaseException
     unsent: list[Item] = field(default_factory=list)
+    #: Set once the error was logged because no caller was left to receive it.
+    reported: bool = False
 
     @property
     def collided_claim(self) -> Claim | None:
@@ -112,11 +114,14 @@ class WriteQueue:
         write_messages: Callable[[list[QueuedMessage]], Awaitable[None]],
         write_state: Callable[[SessionAgent], Awaitable[None]],
         on_sender: Callable[[asyncio.Task[None]], None] | None = None,
+        on_failure: Callable[[Failure], None] | None = None,
     ) -> None:
         self._write_messages = write_messages
         self._write_state = write_state
         # Told of each sender task started (the client's runtime waits for them before it closes).
         self._on_sender = on_sender
+        # Told (on the queue's loop) when a write failed and stopped the queue.
+        self._on_failure = on_failure
         self._pending: list[Item] = []
         self._sender: asyncio.Task[None] | None = None
         # Callers waiting for a condition, woken after each write.
@@ -188,6 +193,8 @@ class WriteQueue:
             error = PipelinedWriteError("a queued write was cancelled by its event loop shutting down")
         self.failure = Failure(error, [*unsent, *self._pending])
         self._pending = []
+        if self._on_failure is not None:
+            self._on_failure(self.failure)
         if cancelled:
             raise asyncio.CancelledError
 

@@ -196,6 +196,7 @@ class MongoDBSessionManager(PipelinedWrites, SessionRecords, SessionManager):
             # A queued write failed (or this caller was cancelled while waiting): end the turn, release
             # what it stored, and fail the invocation with the first failure.
             held = self._end_turn(event.agent)
+            self._abandon_writes(event.agent)
             self._usage.finish(event.agent.agent_id)
             if held is not None:
                 try:

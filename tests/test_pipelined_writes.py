@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import threading
 import time
 from collections import Counter
@@ -528,6 +529,55 @@ async def test_a_blocking_close_stores_what_a_cancelled_invocation_queued(
     ]
     assert labels == held  # every message the agent added before the cancellation is stored
     assert labels[-1] == "assistant:answer"  # queued behind the prompt's insert, and stored too
+
+
+@pytest.mark.anyio
+async def test_a_write_that_fails_after_its_caller_was_cancelled_is_logged(
+    mongodb_uri: str, db_name: str, db: Any, mongodb_client: MongoClient[dict[str, Any]], caplog: Any
+) -> None:
+    """Nobody is left to receive the error of a write queued by a cancelled invocation: it is logged
+    at ERROR, with how many messages were not stored, even when the client closes right after."""
+    app = unique_app("pipeline-orphan")
+    started = Started()
+    manager = MongoDBSessionManager(
+        "orphaned-failure",
+        connection_string=with_options(mongodb_uri, f"appname={app}"),
+        database_name=db_name,
+        collection_name=COLLECTION,
+        event_listeners=[started],
+    )
+    model = GatedModel(["warm-up", "answer"])
+    agent = await asyncio.to_thread(
+        Agent,
+        model=model,
+        session_manager=manager,
+        conversation_manager=NullConversationManager(),
+        callback_handler=None,
+    )
+    await agent.invoke_async("warm up")
+    answered = asyncio.Event()
+    agent.hooks.add_callback(
+        MessageAddedEvent,
+        lambda event: answered.set() if event.message["content"][0].get("text") == "answer" else None,
+    )
+    reached = model.gate = started.expect(1)
+    failing = {"failCommands": ["insert"], "errorCode": 2, "blockConnection": True, "blockTimeMS": 1000}
+    with (
+        caplog.at_level(logging.ERROR, logger="mongodb_session_manager"),
+        fail_point(mongodb_client, app, "alwaysOn", **failing),
+    ):
+        turn = asyncio.ensure_future(agent.invoke_async("question"))
+        await asyncio.wait_for(reached.wait(), WAIT)  # the prompt's insert is in flight (and will fail)
+        await asyncio.wait_for(answered.wait(), WAIT)  # the answer waits behind it
+        turn.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await turn
+        await asyncio.to_thread(manager.close)
+    assert [label for _, label in stored_texts(db, "orphaned-failure")] == ["user:warm up", "assistant:warm-up"]
+    reports = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(reports) == 1, [record.getMessage() for record in reports]
+    assert "2 message(s) of it were not stored" in reports[0].getMessage()
+    assert reports[0].exc_info is not None
 
 
 # -- concurrent turns ------------------------------------------------------------------------------
