@@ -29,6 +29,7 @@ from ._catalog_model import (
     index_shape,
 )
 from ._indexes import feedback_indexes, message_indexes, session_indexes
+from ._legacy.gate import as_ours, as_ours_all
 from ._runtime import on_home_loop
 from ._types import Document
 from ._validation import validate_field_names, validate_id
@@ -120,7 +121,8 @@ class AsyncSessionCatalog:
         documents = await self.repository.namespace.sessions.find(
             self._scoped(clauses), sort=[("_id", 1)], limit=page_size + 1, projection=SUMMARY_PROJECTION
         )
-        sessions = [SessionSummary.from_document(document) for document in documents[:page_size]]
+        page = await as_ours_all(self.repository, documents[:page_size])
+        sessions = [SessionSummary.from_document(document) for document in page]
         more = len(documents) > page_size
         return SessionPage(sessions=sessions, next_cursor=encode_cursor(sessions[-1].session_id) if more else None)
 
@@ -197,16 +199,21 @@ class AsyncSessionCatalog:
         document = await self.repository.namespace.sessions.find_one(
             self.repository.namespace.live(validate_id(session_id, "session")), SUMMARY_PROJECTION
         )
-        return None if document is None else SessionSummary.from_document(document)
+        if document is None:
+            return None
+        return SessionSummary.from_document((await as_ours_all(self.repository, [document]))[0])
 
     @on_home_loop
     async def read_session_document(self, session_id: str) -> Document | None:
         """The whole stored session document (agents' and orchestrators' state included, decrypted with
-        the repository's ``encryption=``), or None."""
+        the repository's ``encryption=``), or None. A session the original manager (v0.9) stored and
+        nobody restored yet comes back as a migration would store it (decoded in memory, nothing written)."""
         document = await self.repository.namespace.sessions.find_one(
             self.repository.namespace.live(validate_id(session_id, "session"))
         )
-        return None if document is None else await self.repository.cipher.open_session_document(session_id, document)
+        if document is None:
+            return None
+        return await self.repository.cipher.open_session_document(session_id, as_ours(document))
 
     # -- namespace --------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ._legacy.layout import LEGACY_MARK
 from ._types import Document
 from ._validation import validate_id, validate_metadata_key
 from .audit import GUARDRAIL_SUMMARY_FIELD
@@ -38,6 +39,8 @@ SUMMARY_PROJECTION: Mapping[str, Any] = {
     "agents.agent_id": 1,
     EXPIRES_AT: 1,
     GUARDRAIL_SUMMARY_FIELD: 1,
+    # Present only in a session the original manager (v0.9) stored: it is then read whole and decoded.
+    LEGACY_MARK: 1,
 }
 
 

@@ -41,6 +41,11 @@ class CollectionPort(Protocol):
     @property
     def full_name(self) -> str: ...
 
+    @property
+    def codec_options(self) -> CodecOptions[Any]:
+        """How documents read from this collection are decoded (time zones, document class)."""
+        ...
+
     async def find_one(self, filter: Filter, projection: Mapping[str, Any] | None = None) -> Document | None: ...
 
     async def find(
@@ -168,6 +173,11 @@ class _Collection:
     @property
     def full_name(self) -> str:
         return str(self._collection.full_name)
+
+    @property
+    def codec_options(self) -> CodecOptions[Any]:
+        options: CodecOptions[Any] = self._collection.codec_options
+        return options
 
     async def find_one(self, filter: Filter, projection: Mapping[str, Any] | None = None) -> Document | None:
         result: Document | None = await self._calls.call(self._collection.find_one, filter, projection)

@@ -94,6 +94,8 @@ class MessageOperations(RepositoryBase):
         if not await self.documents.owns(session_id, session_verified):
             return None
         document = await self.messages.last(session_id, agent_id)
+        if document is None and not session_verified:
+            document = next(reversed(await self._original_messages(session_id, agent_id)), None)
         if document is None:
             return None
         extra = {name: document[name] for name in _EXTRA_MESSAGE_FIELDS if name in document}
@@ -106,7 +108,11 @@ class MessageOperations(RepositoryBase):
         validate_id(agent_id, "agent")
         if not await self.documents.owns(session_id, session_verified):
             return None
-        return await self.messages.last_id(session_id, agent_id)
+        last = await self.messages.last_id(session_id, agent_id)
+        if last is None and not session_verified:
+            stored = await self._original_messages(session_id, agent_id)
+            last = stored[-1]["message_id"] if stored else None
+        return last
 
     @on_home_loop
     async def read_message(
@@ -119,6 +125,9 @@ class MessageOperations(RepositoryBase):
         if not await self.documents.owns(session_id, False):
             return None
         document = await self.messages.read(session_id, agent_id, message_id)
+        if document is None:
+            stored = await self._original_messages(session_id, agent_id)
+            document = next((message for message in stored if message["message_id"] == message_id), None)
         return None if document is None else codec.message_from_document(document)
 
     @on_home_loop
@@ -232,13 +241,8 @@ class MessageOperations(RepositoryBase):
             return []
         documents = await self.messages.list(session_id, agent_id, offset, limit)
         if not documents and not session_verified:
-            # Nothing stored here: the session may be one the original manager (v0.9) stored and nobody
-            # restored yet. Read its messages from that document (writes nothing).
-            from ._legacy.gate import original_messages
-
-            stored = await original_messages(self, session_id, agent_id)
-            if stored:
-                return stored[offset : None if limit is None else offset + limit]
+            stored = await self._original_messages(session_id, agent_id)
+            documents = stored[offset : None if limit is None else offset + limit]
         return [codec.message_from_document(document) for document in documents]
 
     @on_home_loop
@@ -248,7 +252,16 @@ class MessageOperations(RepositoryBase):
         validate_id(agent_id, "agent")
         if not await self.documents.owns(session_id, False):
             return 0
-        return await self.messages.count(session_id, agent_id)
+        count = await self.messages.count(session_id, agent_id)
+        return count or len(await self._original_messages(session_id, agent_id))
+
+    async def _original_messages(self, session_id: str, agent_id: str) -> list[Document]:
+        """The agent's messages from the session's original document, for a read that found none in our
+        layout: the session may be one the original manager (v0.9) stored and nobody restored yet.
+        One read, nothing written; empty if the session is not in the original layout."""
+        from ._legacy.gate import original_messages
+
+        return await original_messages(self, session_id, agent_id) or []
 
 
 # Top-level message fields a caller may add to the stored document (the rest belong to the codec).

@@ -155,6 +155,12 @@ class SessionRecordOperations(RepositoryBase):
         documents = await self.namespace.feedback.find(
             {"session_id": session_id, **live(codec.utc_now())}, sort=[("created_at", 1), ("_id", 1)]
         )
+        if not documents:
+            # The session may be one the original manager (v0.9) stored and nobody restored yet: read its
+            # feedback from that document (one read, nothing written).
+            from ._legacy.gate import original_feedback
+
+            documents = await original_feedback(self, session_id) or []
         for document in documents:
             await self.cipher.open(session_id, document["feedback"])
         return [codec.feedback_from_document(document) for document in documents]

@@ -84,7 +84,13 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
         document = await self.namespace.sessions.find_one(
             self.namespace.live(validate_id(session_id, "session")), {"agents": 0, "multi_agents": 0, "metadata": 0}
         )
-        return None if document is None else codec.session_from_document(document)
+        if document is None:
+            return None
+        if LEGACY_MARK in document:  # stored by the original manager (v0.9): its dates are BSON dates
+            from ._legacy.gate import as_ours
+
+            document = as_ours(document)
+        return codec.session_from_document(document)
 
     @on_home_loop
     async def delete_session(self, session_id: str, **kwargs: Any) -> None:

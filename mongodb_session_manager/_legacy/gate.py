@@ -1,4 +1,5 @@
-"""The core's one hook into the original layout: called when a loaded session document is in it."""
+"""The core's one hook into the original layout: called when a loaded session document is in it, and
+by the reads that find nothing of a session in our layout."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from strands.types.session import SessionMessage
+import bson
 
-from .. import _codec as codec
 from .._types import Document
-from .layout import LEGACY_MARK, decode_session, is_legacy
+from .layout import LEGACY_FILTER, LEGACY_MARK, LegacySession, decode_session, is_legacy
 from .migrator import LegacyMigrator, view
 
 if TYPE_CHECKING:
+    from .._driver import CollectionPort
     from .._repository_base import RepositoryBase
     from ..repository import AsyncMongoDBSessionRepository
 
@@ -43,6 +44,24 @@ async def _finishing(work: Coroutine[Any, Any, T]) -> T:
         raise
 
 
+def as_ours(document: Document) -> Document:
+    """A session document, or a projection of one with :data:`LEGACY_MARK`, as our layout has it: an
+    original one is decoded in memory (nothing written)."""
+    return view(document) if is_legacy(document) or LEGACY_MARK in document else document
+
+
+async def as_ours_all(repository: RepositoryBase, documents: list[Document]) -> list[Document]:
+    """Session documents (projections with :data:`LEGACY_MARK`) with each original-layout one replaced by
+    its whole document as our layout has it: one more read when there is any, none otherwise; nothing
+    is written. (A projection cannot name the agents of an original document: they are its keys.)"""
+    originals = [document["_id"] for document in documents if LEGACY_MARK in document]
+    if not originals:
+        return documents
+    found = await repository.namespace.sessions.find({"_id": {"$in": originals}, **LEGACY_FILTER})
+    decoded = {document["_id"]: view(document) for document in found}
+    return [decoded.get(document["_id"], document) for document in documents]
+
+
 async def upgrade(
     repository: AsyncMongoDBSessionRepository, session_id: str, document: Document, *, migrate: bool
 ) -> Document | None:
@@ -55,7 +74,7 @@ async def upgrade(
     """
     legacy = is_legacy(document) or LEGACY_MARK in document
     if not migrate:
-        return view(document) if is_legacy(document) else document
+        return as_ours(document)
     migrator = LegacyMigrator(repository)
     if legacy:
         # Shielded: a caller cancelled mid-way does not leave the session claimed (others would wait
@@ -74,17 +93,40 @@ async def upgrade(
     return migrated
 
 
-async def original_messages(repository: RepositoryBase, session_id: str, agent_id: str) -> list[SessionMessage] | None:
-    """The agent's messages, in id order, if the session is still in the original layout (else None).
+async def original_session(repository: RepositoryBase, session_id: str) -> LegacySession | None:
+    """The session decoded from its original document if it is still in the original layout, else None.
 
-    Decoded from the original document; nothing is written.
+    One read (it matches only an original document, so a session in our layout is not fetched);
+    nothing is written. What it returns is what a migration would store.
     """
     document = await repository.namespace.sessions.find_one(
         {**repository.namespace.live(session_id), LEGACY_MARK: {"$exists": True}}
     )
-    if document is None or not is_legacy(document):
+    return decode_session(document) if document is not None and is_legacy(document) else None
+
+
+async def original_messages(repository: RepositoryBase, session_id: str, agent_id: str) -> list[Document] | None:
+    """The agent's message documents (as a migration would store them, in id order) if the session is
+    still in the original layout, else None. One read; nothing is written."""
+    session = await original_session(repository, session_id)
+    if session is None:
         return None
-    for agent in decode_session(document).agents:
-        if agent.record["agent_id"] == agent_id:
-            return [codec.message_from_document(message) for message in agent.messages]
-    return []
+    messages = next((agent.messages for agent in session.agents if agent.record["agent_id"] == agent_id), [])
+    return _as_read_back(repository.namespace.messages, messages)
+
+
+async def original_feedback(repository: RepositoryBase, session_id: str) -> list[Document] | None:
+    """The session's feedback documents (as a migration would store them, oldest first) if the session
+    is still in the original layout, else None. One read; nothing is written."""
+    session = await original_session(repository, session_id)
+    if session is None:
+        return None
+    feedback = sorted(session.feedback, key=lambda document: (document["created_at"], document["_id"]))
+    return _as_read_back(repository.namespace.feedback, feedback)
+
+
+def _as_read_back(collection: CollectionPort, documents: list[Document]) -> list[Document]:
+    """``documents`` as reading them back from ``collection`` after storing them would return them
+    (dates naive or aware as the client decodes them, bytes, the client's document class)."""
+    options = collection.codec_options
+    return [bson.decode(bson.encode(document), codec_options=options) for document in documents]
