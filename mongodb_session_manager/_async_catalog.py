@@ -213,7 +213,7 @@ class AsyncSessionCatalog:
         )
         if document is None:
             return None
-        return await self.repository.cipher.open_session_document(session_id, as_ours(document))
+        return await self.repository.cipher.open_session_document(session_id, as_ours(self.repository, document))
 
     # -- namespace --------------------------------------------------------------------------------
 

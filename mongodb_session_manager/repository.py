@@ -89,7 +89,7 @@ class AsyncMongoDBSessionRepository(MessageOperations, SessionRecordOperations, 
         if LEGACY_MARK in document:  # stored by the original manager (v0.9): its dates are BSON dates
             from ._legacy.gate import as_ours
 
-            document = as_ours(document)
+            document = as_ours(self, document)
         return codec.session_from_document(document)
 
     @on_home_loop

@@ -7,6 +7,9 @@ with a plain PyMongo client; real Strands agents (scripted model) restore them t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -23,9 +26,10 @@ from pymongo import MongoClient
 from pymongo.errors import WriteError
 from strands import Agent
 
-from mongodb_session_manager import MongoDBSessionManagerFactory, SessionCatalog
+from mongodb_session_manager import MongoDBSessionManagerFactory, MongoDBSessionRepository, SessionCatalog
 from mongodb_session_manager._legacy.layout import BACKUP_SUFFIX, CLAIM_FIELD, decode_session
 from mongodb_session_manager._legacy.migrator import LegacyMigrator
+from mongodb_session_manager.cli import main
 from mongodb_session_manager.errors import LegacySessionConflictError, MongoDBSessionError
 from mongodb_session_manager.scripted_model import ScriptedModel
 
@@ -495,3 +499,118 @@ def test_a_restore_cancelled_mid_migration_does_not_stop_the_migration(
     assert isinstance(migrated["agents"], list)
     assert CLAIM_FIELD not in migrated
     assert db[COLLECTION + ".messages"].count_documents({}) == 14
+
+
+# -- reads before the migration ---------------------------------------------------------------------
+
+
+SCOPE = ["--uri"]
+SHOW = ["--json", "sessions", "show", "conv"]
+
+
+def every_read(mongodb_uri: str, db_name: str) -> dict[str, Any]:
+    """What each public read answers about session ``conv``, through fresh blocking objects (so the sync
+    twins of the async core are the ones exercised)."""
+    repository = MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION)
+    factory = MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION)
+    core = repository.core
+    try:
+        manager = factory.create_session_manager("conv")
+        catalog = SessionCatalog(repository)
+        document = catalog.read_session_document("conv")
+        assert document is not None
+        document["legacy"].pop("migrated_at")  # the one field that says when it was (or would be) migrated
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            code = main([*SCOPE, mongodb_uri, "--database", db_name, "--collection", COLLECTION, *SHOW])
+        return {
+            "read_message": {
+                (agent, number): repository.read_message("conv", agent, number)
+                for agent, number in [("support", 0), ("support", 6), ("support", 8), ("triage", 5), ("nobody", 0)]
+            },
+            "count_messages": {agent: repository.count_messages("conv", agent) for agent in ("support", "triage", "x")},
+            "list_messages": repository.list_messages("conv", "support", 3, 2),
+            "last_message": core.runtime.run_blocking(core.last_message, "conv", "support"),
+            "last_message_id": core.runtime.run_blocking(core.last_message_id, "conv", "triage"),
+            "get_feedbacks": repository.get_feedbacks("conv"),
+            "read_session": repository.read_session("conv"),
+            "manager.get_feedbacks": manager.get_feedbacks(),
+            "manager.get_message_count": manager.get_message_count("support"),
+            "catalog.get_session": catalog.get_session("conv"),
+            "catalog.list_sessions": catalog.list_sessions().sessions,
+            "catalog.read_session_document": document,
+            "sessions show": (code, json.loads(shown.getvalue())),
+        }
+    finally:
+        factory.close()
+        repository.close()
+
+
+@pytest.mark.parametrize("migrated_by", ["a restore", "the migrator"])
+def test_every_read_of_an_original_session_answers_as_once_it_is_migrated(
+    factory: MongoDBSessionManagerFactory, mongodb_uri: str, db_name: str, db: Any, migrated_by: str
+) -> None:
+    db[COLLECTION].insert_one(conversation_session("conv").build())
+    unmigrated = snapshot(db)
+
+    before = every_read(mongodb_uri, db_name)
+    assert snapshot(db) == unmigrated  # reads never write
+    assert [message.message_id for message in before["list_messages"]] == [2, 3, 4]
+    assert before["read_message"][("support", 8)].redact_message == {"role": "user", "content": [text("[blocked]")]}
+    assert before["read_message"][("support", 6)] is None  # an id the original skipped
+    assert before["count_messages"] == {"support": 8, "triage": 6, "x": 0}
+    assert before["last_message"][0].message_id == 9
+    assert before["last_message_id"] == 5
+    assert [item["rating"] for item in before["get_feedbacks"]] == ["up", "down", None]
+    assert before["manager.get_feedbacks"] == before["get_feedbacks"]
+    assert before["manager.get_message_count"] == 8
+    assert before["catalog.get_session"].agent_ids == ["support", "triage"]
+    assert before["catalog.get_session"].guardrails["count"] == 1
+    assert before["catalog.list_sessions"] == [before["catalog.get_session"]]
+    assert isinstance(before["read_session"].created_at, str)
+    code, shown = before["sessions show"]
+    assert code == 0
+    assert [len(agent["messages"]) for agent in shown["agents"]] == [8, 6]
+    assert len(shown["feedback"]) == 3
+
+    if migrated_by == "a restore":
+        restore(factory, "conv", "support")
+    else:
+        with MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION) as repository:
+            outcome = repository.core.runtime.run_blocking(LegacyMigrator(repository.core).migrate, "conv")
+        assert outcome.status == "migrated"
+    assert db[COLLECTION].find_one({"_id": "conv"})["agents"][0]["agent_id"] == "support"  # migrated
+
+    assert every_read(mongodb_uri, db_name) == before
+
+
+def test_the_fallback_to_the_original_document_costs_one_read_and_only_when_nothing_was_found(
+    mongodb_uri: str, db_name: str, factory: MongoDBSessionManagerFactory
+) -> None:
+    from mongodb_session_manager.testing import CommandRecorder
+
+    restore(factory, "ours", "support", "Hi!")("Hello")  # sessions in our layout: one with messages and
+    factory.create_session_manager("ours").add_feedback({"rating": "up"})  # feedback, one with neither
+    factory.create_session_manager("quiet").update_metadata({"topic": "none"})
+    commands = CommandRecorder(only={"find", "aggregate", "count", "getMore"})
+    with MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION, event_listeners=[commands]) as repository:
+        reads = {
+            "read_message": (lambda session, agent: repository.read_message(session, agent, 0), "find", ".messages"),
+            "count_messages": (repository.count_messages, "aggregate", ".messages"),
+            "list_messages": (repository.list_messages, "find", ".messages"),
+            "get_feedbacks": (lambda session, agent: repository.get_feedbacks(session), "find", ".feedback"),
+        }
+        for name, (read, command, children) in reads.items():
+            first = (command, COLLECTION + children)
+            assert read("ours", "support"), name
+            assert commands.targets == [first], name  # found: no read of the session document
+            commands.clear()
+            # Nothing in our layout (an agent without messages, a session without feedback, a session
+            # that does not exist): one more read, of the session document, which finds no original
+            # document, and the answer is the one it was.
+            for session, agent in [("ours", "nobody"), ("quiet", "support"), ("missing", "support")]:
+                if name == "get_feedbacks" and session == "ours":
+                    continue
+                assert not read(session, agent), (name, session)
+                assert commands.targets == [first, ("find", COLLECTION)], (name, session)
+                commands.clear()

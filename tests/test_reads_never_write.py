@@ -1,4 +1,5 @@
-"""Reads never write: reading a session that does not exist leaves the database as it was.
+"""Reads never write: reading a session that does not exist, or one the original manager (v0.9)
+stored and nobody restored yet, leaves the database as it was.
 
 Which operations create a session: an agent's initialization (``Agent(...)`` with a manager that
 was not preloaded; with ``preload=True``, the agent's first write), ``update_metadata``,
@@ -10,10 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from legacy_documents import conversation_session
 from pymongo import MongoClient
 from strands import Agent
 
-from mongodb_session_manager import AsyncMongoDBSessionManagerFactory
+from mongodb_session_manager import (
+    AsyncMongoDBSessionManagerFactory,
+    AsyncMongoDBSessionRepository,
+    AsyncSessionCatalog,
+)
 from mongodb_session_manager.scripted_model import ScriptedModel
 
 pytestmark = pytest.mark.anyio
@@ -37,7 +43,46 @@ async def test_reads_of_an_unknown_session_create_nothing(
             assert await manager.get_message_count_async("default") == 0
             assert await manager.get_agent_config_async("default") is None
             await manager.close_async()
+        repository = (await factory.create_session_manager("never-written")).repository
+        assert await repository.read_message("never-written", "default", 0) is None
+        assert await repository.count_messages("never-written", "default") == 0
+        assert await repository.list_messages("never-written", "default") == []
+        assert await repository.last_message_id("never-written", "default") is None
+        assert await repository.get_feedbacks("never-written") == []
+        assert await repository.read_session("never-written") is None
+        assert await AsyncSessionCatalog(repository).get_session("never-written") is None
+        assert await AsyncSessionCatalog(repository).read_session_document("never-written") is None
         assert documents(mongodb_client, db_name) == {}
+
+
+async def test_reads_of_a_session_the_original_manager_stored_write_nothing(
+    mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]]
+) -> None:
+    mongodb_client[db_name]["sessions"].insert_one(conversation_session("old").build())
+    before = documents(mongodb_client, db_name)
+    async with AsyncMongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db_name, collection_name="sessions"
+    ) as factory:
+        manager = await factory.create_session_manager("old")
+        assert len(await manager.get_feedbacks_async()) == 3
+        assert await manager.get_message_count_async("support") == 8
+        assert [agent["agent_id"] for agent in await manager.list_agents_async()] == ["support", "triage"]
+        assert (await manager.get_agent_config_async("support") or {}).get("model") == "scripted-model"
+        assert (await manager.get_metadata_async())["metadata"]["priority"] == "high"
+        await manager.close_async()
+    async with AsyncMongoDBSessionRepository(mongodb_uri, db_name, "sessions") as repository:
+        assert (await repository.read_message("old", "triage", 5)) is not None
+        assert await repository.count_messages("old", "triage") == 6
+        assert len(await repository.list_messages("old", "support")) == 8
+        assert await repository.last_message_id("old", "support") == 9
+        assert (await repository.last_message("old", "triage") or [None])[0] is not None
+        assert len(await repository.get_feedbacks("old")) == 3
+        assert await repository.read_session("old") is not None
+        catalog = AsyncSessionCatalog(repository)
+        assert (await catalog.get_session("old") or pytest.fail("no summary")).agent_ids == ["support", "triage"]
+        assert [summary.session_id for summary in (await catalog.list_sessions()).sessions] == ["old"]
+        assert len((await catalog.read_session_document("old") or {})["agents"]) == 2
+    assert documents(mongodb_client, db_name) == before
 
 
 async def test_a_preloaded_agent_that_never_writes_creates_nothing(

@@ -44,10 +44,12 @@ async def _finishing(work: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-def as_ours(document: Document) -> Document:
+def as_ours(repository: RepositoryBase, document: Document) -> Document:
     """A session document, or a projection of one with :data:`LEGACY_MARK`, as our layout has it: an
-    original one is decoded in memory (nothing written)."""
-    return view(document) if is_legacy(document) or LEGACY_MARK in document else document
+    original one is decoded in memory (nothing written), as reading it back once migrated would return it."""
+    if not is_legacy(document) and LEGACY_MARK not in document:
+        return document
+    return _as_read_back(repository.namespace.sessions, [view(document)])[0]
 
 
 async def as_ours_all(repository: RepositoryBase, documents: list[Document]) -> list[Document]:
@@ -58,7 +60,7 @@ async def as_ours_all(repository: RepositoryBase, documents: list[Document]) -> 
     if not originals:
         return documents
     found = await repository.namespace.sessions.find({"_id": {"$in": originals}, **LEGACY_FILTER})
-    decoded = {document["_id"]: view(document) for document in found}
+    decoded = {document["_id"]: as_ours(repository, document) for document in found}
     return [decoded.get(document["_id"], document) for document in documents]
 
 
@@ -74,7 +76,7 @@ async def upgrade(
     """
     legacy = is_legacy(document) or LEGACY_MARK in document
     if not migrate:
-        return as_ours(document)
+        return as_ours(repository, document)
     migrator = LegacyMigrator(repository)
     if legacy:
         # Shielded: a caller cancelled mid-way does not leave the session claimed (others would wait
