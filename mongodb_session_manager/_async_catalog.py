@@ -98,7 +98,8 @@ class AsyncSessionCatalog:
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
     ) -> SessionPage:
-        """One page of matching sessions, in session-id order; one round trip.
+        """One page of matching sessions, in session-id order; one round trip (two when the page holds
+        sessions the original manager (v0.9) stored and nobody restored yet: they are read whole).
 
         Args:
             application_name: Only sessions of this application.

@@ -118,7 +118,11 @@ class MessageOperations(RepositoryBase):
     async def read_message(
         self, session_id: str, agent_id: str, message_id: int, **kwargs: Any
     ) -> SessionMessage | None:
-        """The message, or None if it does not exist."""
+        """The message, or None if it does not exist.
+
+        Like every message read, it also sees a session the original manager (v0.9) stored and nobody
+        restored yet: read from its original document when our layout has nothing (nothing written).
+        """
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
         validate_message_id(message_id)
@@ -247,7 +251,8 @@ class MessageOperations(RepositoryBase):
 
     @on_home_loop
     async def count_messages(self, session_id: str, agent_id: str) -> int:
-        """How many messages are stored for this agent."""
+        """How many messages are stored for this agent (in a session still in the original manager's
+        layout, how many a migration would store)."""
         validate_id(session_id, "session")
         validate_id(agent_id, "agent")
         if not await self.documents.owns(session_id, False):

@@ -148,7 +148,8 @@ class SessionRecordOperations(RepositoryBase):
 
     @on_home_loop
     async def get_feedbacks(self, session_id: str) -> list[Document]:
-        """The session's feedback, oldest first."""
+        """The session's feedback, oldest first (of a session still in the original manager's layout,
+        read from its original document, writing nothing)."""
         validate_id(session_id, "session")
         if not await self.documents.owns(session_id, False):
             return []

@@ -135,7 +135,8 @@ class SessionCatalog:
         return self.core.runtime.run_blocking(self.core.get_session, session_id)
 
     def read_session_document(self, session_id: str) -> Document | None:
-        """The whole stored session document, or None."""
+        """The whole stored session document (one still in the original manager's layout as a migration
+        would store it), or None."""
         return self.core.runtime.run_blocking(self.core.read_session_document, session_id)
 
     def collection_stats(self) -> list[CollectionStats]:

@@ -508,11 +508,13 @@ SCOPE = ["--uri"]
 SHOW = ["--json", "sessions", "show", "conv"]
 
 
-def every_read(mongodb_uri: str, db_name: str) -> dict[str, Any]:
+def every_read(mongodb_uri: str, db_name: str, **client_options: Any) -> dict[str, Any]:
     """What each public read answers about session ``conv``, through fresh blocking objects (so the sync
     twins of the async core are the ones exercised)."""
-    repository = MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION)
-    factory = MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION)
+    repository = MongoDBSessionRepository(mongodb_uri, db_name, COLLECTION, **client_options)
+    factory = MongoDBSessionManagerFactory(
+        mongodb_uri, database_name=db_name, collection_name=COLLECTION, **client_options
+    )
     core = repository.core
     try:
         manager = factory.create_session_manager("conv")
@@ -546,14 +548,14 @@ def every_read(mongodb_uri: str, db_name: str) -> dict[str, Any]:
         repository.close()
 
 
-@pytest.mark.parametrize("migrated_by", ["a restore", "the migrator"])
+@pytest.mark.parametrize(("migrated_by", "tz_aware"), [("a restore", False), ("the migrator", True)])
 def test_every_read_of_an_original_session_answers_as_once_it_is_migrated(
-    factory: MongoDBSessionManagerFactory, mongodb_uri: str, db_name: str, db: Any, migrated_by: str
+    factory: MongoDBSessionManagerFactory, mongodb_uri: str, db_name: str, db: Any, migrated_by: str, tz_aware: bool
 ) -> None:
     db[COLLECTION].insert_one(conversation_session("conv").build())
     unmigrated = snapshot(db)
 
-    before = every_read(mongodb_uri, db_name)
+    before = every_read(mongodb_uri, db_name, tz_aware=tz_aware)  # dates come back as the client decodes them
     assert snapshot(db) == unmigrated  # reads never write
     assert [message.message_id for message in before["list_messages"]] == [2, 3, 4]
     assert before["read_message"][("support", 8)].redact_message == {"role": "user", "content": [text("[blocked]")]}
@@ -562,6 +564,7 @@ def test_every_read_of_an_original_session_answers_as_once_it_is_migrated(
     assert before["last_message"][0].message_id == 9
     assert before["last_message_id"] == 5
     assert [item["rating"] for item in before["get_feedbacks"]] == ["up", "down", None]
+    assert {item["created_at"].tzinfo is not None for item in before["get_feedbacks"]} == {tz_aware}
     assert before["manager.get_feedbacks"] == before["get_feedbacks"]
     assert before["manager.get_message_count"] == 8
     assert before["catalog.get_session"].agent_ids == ["support", "triage"]
@@ -581,7 +584,7 @@ def test_every_read_of_an_original_session_answers_as_once_it_is_migrated(
         assert outcome.status == "migrated"
     assert db[COLLECTION].find_one({"_id": "conv"})["agents"][0]["agent_id"] == "support"  # migrated
 
-    assert every_read(mongodb_uri, db_name) == before
+    assert every_read(mongodb_uri, db_name, tz_aware=tz_aware) == before
 
 
 def test_the_fallback_to_the_original_document_costs_one_read_and_only_when_nothing_was_found(
@@ -614,3 +617,13 @@ def test_the_fallback_to_the_original_document_costs_one_read_and_only_when_noth
                 assert not read(session, agent), (name, session)
                 assert commands.targets == [first, ("find", COLLECTION)], (name, session)
                 commands.clear()
+        catalog = SessionCatalog(repository)
+        assert [summary.session_id for summary in catalog.list_sessions().sessions] == ["ours", "quiet"]
+        assert (catalog.get_session("ours") or pytest.fail("no summary")).agent_ids == ["support"]
+        assert commands.targets == [("find", COLLECTION)] * 2  # no second read without original documents
+        commands.clear()
+        repository.collection.insert_many([conversation_session(name).build() for name in ("old", "older")])
+        listed = {summary.session_id: summary.agent_ids for summary in catalog.list_sessions().sessions}
+        both = ["support", "triage"]
+        assert listed == {"old": both, "older": both, "ours": ["support"], "quiet": []}
+        assert commands.targets == [("find", COLLECTION)] * 2  # the page, then its original documents at once

@@ -47,7 +47,7 @@ async def _finishing(work: Coroutine[Any, Any, T]) -> T:
 def as_ours(repository: RepositoryBase, document: Document) -> Document:
     """A session document, or a projection of one with :data:`LEGACY_MARK`, as our layout has it: an
     original one is decoded in memory (nothing written), as reading it back once migrated would return it."""
-    if not is_legacy(document) and LEGACY_MARK not in document:
+    if not is_legacy(document) and (LEGACY_MARK not in document or "agents" in document):
         return document
     return _as_read_back(repository.namespace.sessions, [view(document)])[0]
 
