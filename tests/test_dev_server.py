@@ -25,7 +25,14 @@ from mongodb_session_manager.cli import main
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds processes through /proc")
 
-COMMAND = [sys.executable, "-m", "mongodb_session_manager", "dev-server"]
+# The command starts with SIGINT at its default action, as a terminal starts it: a test run started
+# in the background (`&` in a non-interactive shell) ignores SIGINT, and an ignored signal stays
+# ignored across exec, so Ctrl-C would never reach the command.
+AS_FROM_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+COMMAND = [sys.executable, "-c", AS_FROM_A_TERMINAL, "-m", "mongodb_session_manager", "dev-server"]
 STARTUP_SECONDS = 60.0
 
 
