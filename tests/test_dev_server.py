@@ -81,7 +81,8 @@ class DevServer:
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         assert self.process.stdout is not None
-        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
+        self._reader.start()
 
     def _read(self, stream: object) -> None:
         for line in stream:  # type: ignore[attr-defined]
@@ -109,11 +110,12 @@ class DevServer:
         else:
             self.process.send_signal(signum)
         code = self.process.wait(timeout=30)
-        time.sleep(0)  # let the reader thread drain
-        rest = self.process.stdout.read() if self.process.stdout else ""
+        # The reader thread owns stdout: it ends at end of file, once it queued the last line.
+        self._reader.join(timeout=30)
+        assert not self._reader.is_alive(), "the command's output did not end after it exited"
         while not self.lines.empty():
             self.output.append(self.lines.get())
-        return code, "\n".join(self.output) + rest
+        return code, "\n".join(self.output)
 
     def kill(self) -> None:
         if self.process.poll() is None:
