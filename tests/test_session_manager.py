@@ -140,13 +140,17 @@ def test_sliding_window_restores_only_the_window_and_keeps_every_stored_message(
     assert documents[0]["message"]["content"] == [{"text": "question 0"}]
 
 
+# The whole number: a random id in a message (tracking_id, a UUID) may contain "4111".
+CARD = "4111 1111 1111 1111"
+
+
 def test_guardrail_redaction_is_stored_and_restored(factory: MongoDBSessionManagerFactory, db: Any) -> None:
     agent = Agent(
         model=ScriptedModel([redact("[input blocked]", "I cannot help with that.")]),
         session_manager=factory.create_session_manager("redacted"),
         callback_handler=None,
     )
-    agent("my card number is 4111 1111 1111 1111")
+    agent(f"my card number is {CARD}")
     assert agent.messages[0]["content"] == [{"text": "[input blocked]"}]
 
     documents = stored_messages(db, "redacted")
@@ -158,7 +162,7 @@ def test_guardrail_redaction_is_stored_and_restored(factory: MongoDBSessionManag
         model=ScriptedModel([]), session_manager=factory.create_session_manager("redacted"), callback_handler=None
     )
     assert restored.messages[0]["content"] == [{"text": "[input blocked]"}]
-    assert "4111" not in json.dumps(restored.messages)
+    assert CARD not in json.dumps(restored.messages)
     assert restored.messages == agent.messages
 
 
