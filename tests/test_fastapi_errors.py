@@ -26,6 +26,10 @@ from mongodb_session_manager.scripted_model import ScriptedModel, tool_call
 
 pytestmark = pytest.mark.anyio
 
+# A bound for a request (httpx's default is 5 s: a first request, which connects and creates the
+# indexes, can take longer on a loaded machine). A failure if exceeded, never a timing assertion.
+HTTP_TIMEOUT = 30.0
+
 
 @contextlib.contextmanager
 def served(app: FastAPI) -> Iterator[str]:
@@ -68,7 +72,7 @@ async def test_invalid_ids_and_metadata_answer_422_and_write_nothing(
 ) -> None:
     app = with_test_routes(create_app(mongodb_uri, database_name=db_name))
     with served(app) as url:
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT) as client:
             too_long = await client.post("/chat/" + "x" * 257, json={"message": "hi"})
             nul = await client.post("/chat/a%00b", json={"message": "hi"})
             bad_key = await client.put("/sessions/alice/metadata", json={"$where": "1"})
@@ -83,7 +87,7 @@ async def test_invalid_ids_and_metadata_answer_422_and_write_nothing(
 async def test_unknown_message_answers_404(mongodb_uri: str, db_name: str) -> None:
     app = with_test_routes(create_app(mongodb_uri, database_name=db_name))
     with served(app) as url:
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT) as client:
             assert (await client.post("/chat/bob", json={"message": "hi"})).status_code == 200
             missing = await client.post("/sessions/bob/redact/99")
             found = await client.post("/sessions/bob/redact/0")
@@ -96,7 +100,7 @@ async def test_server_unavailable_answers_503_with_retry_after() -> None:
     unreachable = "mongodb://user:hunter22@127.0.0.1:1/?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
     app = with_test_routes(create_app(unreachable, database_name="unreachable"))
     with served(app) as url:
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT) as client:
             chat, metadata = await asyncio.gather(
                 client.post("/chat/carol", json={"message": "hi"}), client.get("/sessions/carol/metadata")
             )
@@ -132,7 +136,7 @@ async def test_a_second_turn_on_a_busy_conversation_answers_409_with_retry_after
         return {"response": str(result)}
 
     with served(app) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT) as client:
             first = asyncio.create_task(client.post("/chat/dana"))
             await asyncio.to_thread(holding.wait, 30)
             second = await client.post("/chat/dana")
