@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, MongoClient
+from pymongo import AsyncMongoClient, MongoClient, monitoring
 from support import fail_point, unique_app, with_options
 
 from mongodb_session_manager import (
@@ -192,12 +192,39 @@ def blocked_finds() -> str:
     return unique_app("blocked")
 
 
+class FindTicks(monitoring.CommandListener):
+    """For each ``find``: the value of :attr:`ticks` (advanced by the test's loop) when the command
+    started and when its reply came (listeners run on the thread that runs the client)."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.spans: list[tuple[int, int]] = []
+        self._at_start: dict[int, int] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self._at_start[event.request_id] = self.ticks
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._finished(event.request_id)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._finished(event.request_id)
+
+    def _finished(self, request_id: int) -> None:
+        if request_id in self._at_start:
+            self.spans.append((self._at_start.pop(request_id), self.ticks))
+
+
 @pytest.mark.anyio
 async def test_an_awaited_call_from_a_foreign_loop_does_not_block_it(
     mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]], blocked_finds: str
 ) -> None:
+    finds = FindTicks()
     factory = AsyncMongoDBSessionManagerFactory(
-        connection_string=with_options(mongodb_uri, f"appname={blocked_finds}"), database_name=db_name
+        connection_string=with_options(mongodb_uri, f"appname={blocked_finds}"),
+        database_name=db_name,
+        event_listeners=[finds],
     )
     try:
         manager = await factory.create_session_manager("ticking")
@@ -211,15 +238,16 @@ async def test_an_awaited_call_from_a_foreign_loop_does_not_block_it(
             blockConnection=True,
             blockTimeMS=400,
         ):
-            ticks = 0
             call = asyncio.ensure_future(manager.get_metadata_async())
             while not call.done():
-                ticks += 1
+                finds.ticks += 1
                 await asyncio.sleep(0.002)
             assert (await call)["metadata"] == {"v": 1}
-            # The server held the reply for 400 ms; this loop kept running meanwhile (a blocked loop would
-            # have ticked once or twice).
-            assert ticks >= 10, ticks
+            # The server held the find's reply for 400 ms; this loop kept running meanwhile (a blocked
+            # loop could not have ticked while the find was in flight). Counts, not timings.
+            assert len(finds.spans) == 1, finds.spans
+            at_start, at_reply = finds.spans[0]
+            assert at_reply > at_start, finds.spans
             assert threading.current_thread() is test_loop_thread
             # The client does not live on this loop: it is served by the library's own loop thread.
             assert any(thread.name.startswith(THREAD_PREFIX) for thread in threading.enumerate())
