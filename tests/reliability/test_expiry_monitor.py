@@ -26,20 +26,21 @@ def test_the_ttl_monitor_removes_an_expired_session_its_messages_and_feedback(
     mongodb_uri: str, db_name: str, mongodb_client: MongoClient[dict[str, Any]]
 ) -> None:
     db = mongodb_client[db_name]
+    # A session without expiry in the same collections must stay. It is stored first: the short-lived
+    # one expires a second after its last write, and the monitor may remove it any time after that,
+    # so its documents are counted right after that write.
+    with MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION) as keeper:
+        Agent(
+            model=ScriptedModel(["Here to stay"]),
+            session_manager=keeper.create_session_manager("kept"),
+            callback_handler=None,
+        )("Hello")
     with MongoDBSessionManagerFactory(
         mongodb_uri, database_name=db_name, collection_name=COLLECTION, ttl_seconds=1, touch_after=0
     ) as factory:
         manager = factory.create_session_manager("short-lived")
         Agent(model=ScriptedModel(["Bye soon"]), session_manager=manager, callback_handler=None)("Hello")
         manager.add_feedback({"rating": 4})
-        # A session without expiry in the same collections must stay.
-        keeper = MongoDBSessionManagerFactory(mongodb_uri, database_name=db_name, collection_name=COLLECTION)
-        with keeper:
-            Agent(
-                model=ScriptedModel(["Here to stay"]),
-                session_manager=keeper.create_session_manager("kept"),
-                callback_handler=None,
-            )("Hello")
 
     collections = [db[COLLECTION], db[f"{COLLECTION}.messages"], db[f"{COLLECTION}.feedback"]]
     assert [collection.count_documents({}) for collection in collections] == [2, 4, 1]
